@@ -1,0 +1,46 @@
+"""Types shared by every topic model of the integration contract (version 1)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from rules.money import parse_amount
+
+SCHEMA_VERSION = 1
+
+# Amounts travel as strings: binary floats never carry money.
+OUTPUT_AMOUNT_PATTERN = r"^-?\d+\.\d{2}$"
+
+
+def _positive_amount(value: str) -> str:
+    tiyn = parse_amount(value)
+    if tiyn is None:
+        raise ValueError("must be a decimal string with at most two decimals, e.g. \"4250.00\"")
+    if tiyn <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+PositiveAmount = Annotated[
+    str,
+    AfterValidator(_positive_amount),
+    Field(description="tenge as a decimal string with at most two decimals", examples=["59000.00"]),
+]
+OutputAmount = Annotated[
+    str, Field(pattern=OUTPUT_AMOUNT_PATTERN, description="tenge, exactly two decimals", examples=["4250.00"])
+]
+Iin = Annotated[str, Field(description="IIN or BIN: 12 digits", examples=["870314312348"])]
+Period = Annotated[str, Field(description="YYYY-MM", examples=["2026-10"])]
+
+
+class InputModel(BaseModel):
+    """Inputs: strict JSON types (an amount sent as a number is a schema error), unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class OutputModel(BaseModel):
+    """Outputs: exactly the contract's fields; used for schemas and to check what the worker emits."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")

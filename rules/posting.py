@@ -1,0 +1,158 @@
+"""Posting decisions for one credit notification: whole-order checks, then line checks and the
+registry match. Pure: the caller supplies the registry view of every IIN the order names."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from . import codes
+from .calendar import default_calendar
+from .dates import format_period, parse_date, parse_period
+from .iin import is_valid_iin
+from .money import parse_amount
+from .names import normalize_name
+
+POSTED = "P"
+REFUNDED = "R"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What the registry says of one IIN, as far as matching and posting need it."""
+
+    surname: str
+    name: str
+    patronymic: str | None
+    birth_date: str
+    death_date: str | None = None
+
+    def key_fields(self) -> tuple[str, str, str]:
+        return normalize_name(self.surname), normalize_name(self.name), normalize_name(self.patronymic)
+
+
+@dataclass(frozen=True, slots=True)
+class LineDecision:
+    line_no: int
+    outcome: str  # POSTED or REFUNDED
+    reason: str | None = None
+    # The registry's spelling at decision time: re-emissions must not depend on later registry changes.
+    person: Person | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDecision:
+    order_reason: str | None
+    lines: tuple[LineDecision, ...]
+
+    @property
+    def posted(self) -> tuple[LineDecision, ...]:
+        return tuple(d for d in self.lines if d.outcome == POSTED)
+
+    @property
+    def refunded(self) -> tuple[LineDecision, ...]:
+        return tuple(d for d in self.lines if d.outcome == REFUNDED)
+
+
+def order_check(order) -> str | None:
+    """The first whole-order check that fails, or None."""
+    if order.knp not in codes.CONTRIBUTION_KNPS:
+        return codes.KNP_NOT_ACCEPTED
+    if order.currency != codes.ACCEPTED_CURRENCY:
+        return codes.CURRENCY_NOT_ACCEPTED
+    line_nos = [line.line_no for line in order.lines]
+    if len(set(line_nos)) != len(line_nos):
+        return codes.DUPLICATE_LINE_NO
+    if not order.lines:
+        return codes.TOTAL_MISMATCH
+    total = 0
+    for line in order.lines:
+        tiyn = parse_amount(line.amount)
+        if tiyn is None:
+            return codes.TOTAL_MISMATCH
+        total += tiyn
+    if total != parse_amount(order.total_amount):
+        return codes.TOTAL_MISMATCH
+    return None
+
+
+def line_period(line, order) -> str | None:
+    """The period a line pays for: its own, else the order's (as received, possibly invalid)."""
+    return line.period if line.period is not None else order.period
+
+
+def static_line_check(line, order, receipt_month: tuple[int, int]) -> str | None:
+    """Checks that need no registry: check digit, period, amount."""
+    if not is_valid_iin(line.iin):
+        return codes.INVALID_IIN
+    period = parse_period(line_period(line, order))
+    if period is None or period > receipt_month:
+        return codes.PERIOD_INVALID
+    if parse_amount(line.amount) == 0:
+        return codes.AMOUNT_INVALID
+    return None
+
+
+def registry_check(line, person: Person | None, period: tuple[int, int]) -> str | None:
+    """Match against the registry (contract, Semantics): IIN, names after normalization, birth date,
+    then death before the period."""
+    if person is None:
+        return codes.IIN_NOT_FOUND
+    surname, name, patronymic = person.key_fields()
+    if normalize_name(line.surname) != surname or normalize_name(line.name) != name:
+        return codes.NAME_MISMATCH
+    line_patronymic = normalize_name(line.patronymic)
+    if line_patronymic and patronymic and line_patronymic != patronymic:
+        return codes.NAME_MISMATCH
+    birth = parse_date(line.birth_date)
+    if birth is None or birth.isoformat() != person.birth_date:
+        return codes.BIRTH_DATE_MISMATCH
+    if person.death_date is not None:
+        died: date = date.fromisoformat(person.death_date)
+        if period > (died.year, died.month):
+            return codes.DECEASED
+    return None
+
+
+def decide_order(order, persons: Mapping[str, Person | None]) -> OrderDecision:
+    """Decide every line of `order`; `persons` maps each IIN of the order to its registry record
+    (missing or None: not in the registry)."""
+    order_reason = order_check(order)
+    if order_reason is not None:
+        return OrderDecision(
+            order_reason, tuple(LineDecision(line.line_no, REFUNDED, order_reason) for line in order.lines)
+        )
+    receipt_month = default_calendar().month_of(order.received_at)
+    decisions = []
+    for line in order.lines:
+        reason = static_line_check(line, order, receipt_month)
+        person = None
+        if reason is None:
+            person = persons.get(line.iin)
+            reason = registry_check(line, person, parse_period(line_period(line, order)))
+        if reason is None:
+            decisions.append(LineDecision(line.line_no, POSTED, None, person))
+        else:
+            decisions.append(LineDecision(line.line_no, REFUNDED, reason))
+    return OrderDecision(None, tuple(decisions))
+
+
+def iins_to_look_up(order) -> list[str]:
+    """IINs the registry must answer for this order (only well-formed ones can match)."""
+    return [line.iin for line in order.lines if is_valid_iin(line.iin)]
+
+
+__all__ = [
+    "POSTED",
+    "REFUNDED",
+    "Person",
+    "LineDecision",
+    "OrderDecision",
+    "decide_order",
+    "order_check",
+    "static_line_check",
+    "registry_check",
+    "iins_to_look_up",
+    "line_period",
+    "format_period",
+]

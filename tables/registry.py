@@ -1,0 +1,190 @@
+"""The registry replica: a full copy of `registry.persons` in every worker.
+
+Every worker answers "who is this IIN?" locally, with any number of workers in the group: a plain
+consumer assigned every partition (no consumer group) follows the compacted topic into rocksdict.
+This is what faust's GlobalTable means to be, without its multi-worker bug (faust #283)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from models.registry import RegistryPerson
+from rules.posting import Person
+
+from .rocks import new_batch, open_store, put_offset, read_offsets
+
+log = logging.getLogger("esep.registry")
+PERSON_PREFIX = b"p/"
+
+# A rejected registry record: (partition, offset, key, value, error) -> awaitable dead letter.
+DeadLetterFn = Callable[[int, int, bytes | None, bytes | None, str], Awaitable[None]]
+
+
+def encode_person(p: RegistryPerson) -> bytes:
+    return orjson.dumps(
+        [p.surname, p.name, p.patronymic, p.birth_date.isoformat(),
+         p.death_date.isoformat() if p.death_date else None]
+    )
+
+
+def decode_person(raw: bytes) -> Person:
+    return Person(*orjson.loads(raw))
+
+
+class RegistryStore:
+    """Persons by IIN plus the replica's offsets, in one rocksdict."""
+
+    def __init__(self, path: Path):
+        self.db = open_store(path)
+
+    def get_many(self, iins: list[str]) -> dict[str, Person | None]:
+        if not iins:
+            return {}
+        values = self.db.get([PERSON_PREFIX + i.encode() for i in iins])
+        return {i: (decode_person(v) if v is not None else None) for i, v in zip(iins, values)}
+
+    def offsets(self, partitions: list[int]) -> dict[int, int]:
+        return read_offsets(self.db, partitions)
+
+    def apply(self, puts: dict[str, bytes | None], next_offsets: dict[int, int]) -> None:
+        batch = new_batch()
+        for iin, value in puts.items():
+            if value is None:
+                batch.delete(PERSON_PREFIX + iin.encode())
+            else:
+                batch.put(PERSON_PREFIX + iin.encode(), value)
+        for partition, offset in next_offsets.items():
+            put_offset(batch, partition, offset)
+        self.db.write(batch)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def judge_record(key: bytes | None, value: bytes | None) -> tuple[str | None, bytes | None, str | None]:
+    """(iin, encoded person or None for a deletion, error). A record with an error changes nothing."""
+    if value is None:
+        if not key:
+            return None, None, "tombstone without a key: no person to delete"
+        try:
+            return key.decode("utf-8"), None, None
+        except UnicodeDecodeError:
+            return None, None, "tombstone key is not UTF-8"
+    try:
+        person = RegistryPerson.model_validate_json(value)
+    except ValidationError as exc:
+        return None, None, describe_validation_error(exc)
+    if key is not None and key != person.iin.encode():
+        return None, None, "key does not equal the record's iin (registry.persons is keyed by IIN)"
+    return person.iin, encode_person(person), None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad field; never echoes the input (it may hold personal data)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(x) for x in err["loc"]) or "<record>"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass
+class ReplicaStats:
+    records: int = 0
+    deletions: int = 0
+    rejected: int = 0
+    caught_up_s: float | None = None
+    lag: dict[int, int] = field(default_factory=dict)
+
+
+class RegistryReplica:
+    """Follows `topic` into `store`; `ready` is set once the replica reached the high watermarks
+    noted at start, and posting waits for it."""
+
+    def __init__(self, store: RegistryStore, bootstrap: str, topic: str, dead_letter: DeadLetterFn):
+        self.store = store
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.dead_letter = dead_letter
+        self.ready = asyncio.Event()
+        self.stats = ReplicaStats()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
+        # partitions_for_topic() can answer None right after start: metadata still loading.
+        for _ in range(600):
+            await consumer.topics()
+            parts = consumer.partitions_for_topic(self.topic)
+            if parts:
+                return sorted(parts)
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"topic {self.topic!r} not found: create it with `esep topics create`")
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # aiokafka may leave seek_to_beginning() at the end otherwise
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            parts = await self._partitions(consumer)
+            tps = [TopicPartition(self.topic, p) for p in parts]
+            consumer.assign(tps)
+            stored = self.store.offsets(parts)
+            for tp in tps:
+                if tp.partition in stored:
+                    consumer.seek(tp, stored[tp.partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            targets = {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
+            log.info("registry replica: %d partitions, catching up to %s", len(parts), targets)
+            await self._follow(consumer, tps, targets, started)
+        finally:
+            await consumer.stop()
+
+    async def _follow(self, consumer, tps, targets: dict[int, int], started: float) -> None:
+        positions = {tp.partition: await consumer.position(tp) for tp in tps}
+        self._check_ready(positions, targets, started)
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=20000)
+            if not batches:
+                self._check_ready(positions, targets, started)
+                continue
+            puts: dict[str, bytes | None] = {}
+            next_offsets: dict[int, int] = {}
+            for tp, records in batches.items():
+                for rec in records:
+                    iin, value, error = judge_record(rec.key, rec.value)
+                    if error is not None:
+                        self.stats.rejected += 1
+                        await self.dead_letter(tp.partition, rec.offset, rec.key, rec.value, error)
+                        continue
+                    puts[iin] = value
+                    self.stats.records += 1
+                    if value is None:
+                        self.stats.deletions += 1
+                next_offsets[tp.partition] = records[-1].offset + 1
+            self.store.apply(puts, next_offsets)
+            positions.update(next_offsets)
+            self._check_ready(positions, targets, started)
+
+    def _check_ready(self, positions: dict[int, int], targets: dict[int, int], started: float) -> None:
+        self.stats.lag = {p: max(0, targets[p] - positions.get(p, 0)) for p in targets}
+        if not self.ready.is_set() and all(positions.get(p, 0) >= t for p, t in targets.items()):
+            self.stats.caught_up_s = time.monotonic() - started
+            log.info(
+                "registry replica ready: %d records in %.1f s (%d rejected)",
+                self.stats.records, self.stats.caught_up_s, self.stats.rejected,
+            )
+            self.ready.set()
