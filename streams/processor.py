@@ -1,0 +1,292 @@
+"""The posting path for a batch of credit notifications. Faust-free so that it can be driven by
+the agent, by tests and by benchmarks alike; the rules it applies live in `rules/`.
+
+One batch: parse -> (re)store decision partitions -> tell redeliveries and repeats apart -> decide
+the new orders -> write their decision records and await the acknowledgements -> send every output
+and await them. Only then does the caller acknowledge the input offsets. A crash anywhere in
+between redelivers the batch: already-decided orders are re-emitted from their records."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import orjson
+from pydantic import ValidationError
+
+from models.notifications import CreditNotification
+from monitoring import metrics
+from rules import entries
+from rules.iin import mask_iin
+from rules.money import format_tiyn, parse_amount
+from rules.posting import POSTED, OrderDecision, decide_order, iins_to_look_up
+from tables.decisions import ChangelogReader, DecisionRecord, DecisionStore
+from tables.registry import RegistryStore, describe_validation_error
+
+from .records import InputRecord, OutputRecord, Sink, b64
+from .settings import Topics
+
+log = logging.getLogger("esep.posting")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class BatchSummary:
+    notifications: int = 0
+    new: int = 0
+    redelivered: int = 0
+    repeats: int = 0
+    rerouted: int = 0
+    dead_letters: int = 0
+    lines_posted: int = 0
+    lines_refunded: int = 0
+    reasons: Tally = field(default_factory=Tally)
+
+
+def classify_parse_error(raw: bytes | None, exc: ValidationError | None) -> tuple[str, str]:
+    """(error_kind, error) for a record that is not a valid notification."""
+    if raw is None:
+        return "not_json", "empty value (tombstone): a credit notification is a JSON object"
+    if exc is not None and any(e["type"] == "json_invalid" for e in exc.errors()):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return "not_utf8", f"value is not UTF-8 (byte {err.start}: {err.reason})"
+        first = next(e for e in exc.errors() if e["type"] == "json_invalid")
+        return "not_json", first["msg"]
+    return "schema", describe_validation_error(exc)
+
+
+def dead_letter(source: InputRecord, error_kind: str, error: str, at: datetime, topic: str) -> OutputRecord:
+    value = {
+        "schema_version": 1,
+        "source_topic": source.topic,
+        "partition": source.partition,
+        "offset": source.offset,
+        "key": b64(source.key),
+        "value": b64(source.value),
+        "error": error,
+        "error_kind": error_kind,
+        "received_at": entries.stamp(at),
+    }
+    return OutputRecord(topic, source.key, orjson.dumps(value))
+
+
+class SendError(RuntimeError):
+    pass
+
+
+class PostingProcessor:
+    def __init__(
+        self,
+        topics: Topics,
+        registry: RegistryStore,
+        decisions: DecisionStore,
+        changelog: ChangelogReader,
+        sink: Sink,
+        clock: Clock = utc_now,
+        retry_backoff_s: float = 0.5,
+    ):
+        self.topics = topics
+        self.registry = registry
+        self.decisions = decisions
+        self.changelog = changelog
+        self.sink = sink
+        self.clock = clock
+        self.retry_backoff_s = retry_backoff_s
+        self.restored: set[int] = set()
+
+    def forget_partitions(self, partitions) -> None:
+        """Revoked partitions: another worker may write their decisions before we get them back."""
+        self.restored.difference_update(partitions)
+
+    async def process(self, batch: list[InputRecord]) -> BatchSummary:
+        summary = BatchSummary(notifications=len(batch))
+        now = self.clock()
+        outputs: list[OutputRecord] = []
+        orders: list[tuple[InputRecord, CreditNotification]] = []
+        for rec in batch:
+            order = self._parse(rec, now, outputs, summary)
+            if order is not None:
+                orders.append((rec, order))
+
+        for partition in sorted({rec.partition for rec, _ in orders} - self.restored):
+            await self.changelog.catch_up(partition)
+            self.restored.add(partition)
+
+        known = self.decisions.get_many([o.notification_id for _, o in orders])
+        to_emit: list[tuple[CreditNotification, DecisionRecord]] = []
+        to_decide: list[tuple[InputRecord, CreditNotification]] = []
+        for rec, order in orders:
+            nid = order.notification_id
+            first = known.get(nid)
+            if first is None:
+                known[nid] = DecisionRecord(nid, rec.partition, rec.offset, None)  # placeholder: batch-local repeat guard
+                to_decide.append((rec, order))
+            elif (first.partition, first.offset) == (rec.partition, rec.offset):
+                if first.decision is not None:
+                    to_emit.append((order, first))
+                    summary.redelivered += 1
+            else:
+                summary.repeats += 1
+
+        fresh = self._decide(to_decide, now, outputs)
+        await self._write_decisions(fresh)
+        to_emit.extend((order, record) for order, record in fresh)
+        summary.new = len(fresh)
+
+        stamp = entries.stamp(self.clock())
+        for order, record in to_emit:
+            self._render(order, record.decision, stamp, outputs, summary)
+        await self._send_all(outputs, "outputs")
+        summary.dead_letters = sum(1 for o in outputs if o.topic == self.topics.dead_letters)
+        self._observe(batch, to_emit, summary, now)
+        return summary
+
+    def _parse(self, rec: InputRecord, now, outputs, summary) -> CreditNotification | None:
+        try:
+            order = CreditNotification.model_validate_json(rec.value) if rec.value is not None else None
+        except ValidationError as exc:
+            order, error = None, exc
+        else:
+            error = None
+        if order is None:
+            kind, message = classify_parse_error(rec.value, error)
+            outputs.append(dead_letter(rec, kind, message, now, self.topics.dead_letters))
+            metrics.dead_letters.labels("credit-notifications", kind).inc()
+            return None
+        if rec.key != order.notification_id.encode():
+            # The id owns a partition (and so its decisions): move the record there, unchanged.
+            outputs.append(OutputRecord(rec.topic, order.notification_id.encode(), rec.value))
+            summary.rerouted += 1
+            return None
+        return order
+
+    def _decide(self, to_decide, now, outputs) -> list[tuple[CreditNotification, DecisionRecord]]:
+        if not to_decide:
+            return []
+        iins = sorted({iin for _, order in to_decide for iin in iins_to_look_up(order)})
+        persons = self.registry.get_many(iins)
+        fresh = []
+        for rec, order in to_decide:
+            try:
+                decision = decide_order(order, persons)
+            except Exception as exc:  # a bug must not stop the stream: the operator gets the record
+                log.exception("cannot decide notification at %s[%d]@%d", rec.topic, rec.partition, rec.offset)
+                outputs.append(
+                    dead_letter(rec, "schema", f"unprocessable: {type(exc).__name__}: {exc}", now,
+                                self.topics.dead_letters)
+                )
+                continue
+            fresh.append((order, DecisionRecord(order.notification_id, rec.partition, rec.offset, decision)))
+        return fresh
+
+    async def _write_decisions(self, fresh) -> None:
+        if not fresh:
+            return
+        records = [
+            OutputRecord(self.topics.decisions, r.notification_id.encode(), r.encode(), r.partition)
+            for _, r in fresh
+        ]
+        metas = await self._send_all(records, "decisions")
+        next_offsets: dict[int, int] = {}
+        for meta in metas:
+            next_offsets[meta.partition] = max(next_offsets.get(meta.partition, 0), meta.offset + 1)
+        self.decisions.apply([(r.key.decode(), r.value) for r in records], next_offsets)
+
+    def _render(self, order, decision: OrderDecision, stamp: str, outputs, summary) -> None:
+        topics = self.topics
+        for key, entry in entries.posted_entries(order, decision, stamp):
+            outputs.append(OutputRecord(topics.posted_contributions, key.encode(), orjson.dumps(entry)))
+        nid = order.notification_id.encode()
+        refund = entries.refund_record(order, decision, stamp)
+        if refund is not None:
+            outputs.append(OutputRecord(topics.refunds, nid, orjson.dumps(refund)))
+        result = entries.order_result(order, decision, stamp)
+        outputs.append(OutputRecord(topics.order_results, nid, orjson.dumps(result)))
+
+    async def _send_all(self, records: list[OutputRecord], stage: str) -> list:
+        """Send every record, await every acknowledgement; on failure send them all again (ids are
+        deterministic, so consumers de-duplicate) until the broker takes them."""
+        attempt = 0
+        while True:
+            try:
+                futures = [await self.sink.send(r) for r in records]
+                return list(await asyncio.gather(*futures))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                metrics.output_retries.labels(stage).inc()
+                delay = min(30.0, self.retry_backoff_s * 2 ** min(attempt, 6))
+                log.error("sending %d %s records failed (%s); retry %d in %.1f s", len(records), stage, exc,
+                          attempt, delay)
+                await asyncio.sleep(delay)
+
+    def _observe(self, batch, emitted, summary: BatchSummary, now: datetime) -> None:
+        metrics.batches.observe(len(batch))
+        notif = metrics.notifications
+        if summary.new:
+            notif.labels("decided").inc(summary.new)
+        if summary.redelivered:
+            notif.labels("redelivered").inc(summary.redelivered)
+        if summary.repeats:
+            notif.labels("duplicate").inc(summary.repeats)
+        if summary.rerouted:
+            notif.labels("rerouted").inc(summary.rerouted)
+        posted_tiyn: Tally = Tally()
+        refunded_tiyn: Tally = Tally()
+        statuses: Tally = Tally()
+        end = time.time()
+        for order, record in emitted[len(emitted) - summary.new:]:
+            decision = record.decision
+            lines = {line.line_no: line for line in order.lines}
+            for d in decision.lines:
+                if d.outcome == POSTED:
+                    summary.lines_posted += 1
+                    posted_tiyn[order.knp] += parse_amount(lines[d.line_no].amount)
+                else:
+                    summary.lines_refunded += 1
+                    summary.reasons[d.reason] += 1
+            refunded_tiyn[order.knp] += entries.refunded_tiyn(order, decision)
+            statuses[entries.order_result(order, decision, "")["status"]] += 1
+            metrics.latency_received.observe(max(0.0, end - order.received_at.timestamp()))
+        for rec in batch:
+            if rec.timestamp_ms:
+                metrics.latency_ingest.observe(max(0.0, end - rec.timestamp_ms / 1000.0))
+        if summary.lines_posted:
+            metrics.lines.labels("posted", "").inc(summary.lines_posted)
+        for reason, n in summary.reasons.items():
+            metrics.lines.labels("refunded", reason).inc(n)
+        for knp, tiyn in posted_tiyn.items():
+            metrics.amount_posted.labels(knp_label(knp)).inc(tiyn / 100)
+        for knp, tiyn in refunded_tiyn.items():
+            if tiyn:
+                metrics.amount_refunded.labels(knp_label(knp)).inc(tiyn / 100)
+        for status, n in statuses.items():
+            metrics.orders.labels(status).inc(n)
+        if summary.new and log.isEnabledFor(logging.DEBUG):
+            for order, record in emitted[len(emitted) - summary.new:]:
+                log.debug(
+                    "decided %s: %d posted, %d refunded (first refunded IIN %s)",
+                    order.notification_id, len(record.decision.posted), len(record.decision.refunded),
+                    mask_iin(next((ln.iin for ln in order.lines if ln.line_no in
+                                   {d.line_no for d in record.decision.refunded}), None)),
+                )
+
+
+def knp_label(knp: str) -> str:
+    """KNP as a metric label: only the accepted codes, anything else folded (bounded cardinality)."""
+    return knp if knp in ("012", "017") else "other"
+
+
+__all__ = ["PostingProcessor", "BatchSummary", "format_tiyn"]

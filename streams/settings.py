@@ -1,0 +1,132 @@
+"""Configuration: environment variables only, read once. The README's configuration table lists
+every variable here; `esep config` prints the values in force."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_TOPICS = {
+    "credit_notifications": "bank.credit-notifications",
+    "registry_persons": "registry.persons",
+    "posted_contributions": "posted.contributions",
+    "refunds": "refunds.to-payers",
+    "order_results": "orders.results",
+    "dead_letters": "errors.dead-letters",
+    "decisions": "esep.decisions",
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    credit_notifications: str
+    registry_persons: str
+    posted_contributions: str
+    refunds: str
+    order_results: str
+    dead_letters: str
+    decisions: str
+
+    @classmethod
+    def from_env(cls, suffix: str = "") -> "Topics":
+        return cls(**{k: _env(f"ESEP_TOPIC_{k.upper()}", v + suffix) for k, v in DEFAULT_TOPICS.items()})
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str  # "" = the local broker of `esep kafka start`
+    data_dir: Path
+    worker_id: str
+    app_id: str
+    web_port: int
+    partitions: int
+    replication: int
+    batch_size: int
+    batch_within_s: float
+    session_timeout_s: float
+    commit_interval_s: float
+    kafka_version: str
+    log_level: str
+    topics: Topics = field(default_factory=Topics.from_env)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            broker=_env("ESEP_BROKER", ""),
+            data_dir=Path(_env("ESEP_DATA_DIR", str(Path.home() / ".local" / "share" / "esep"))).expanduser(),
+            worker_id=_env("ESEP_WORKER_ID", socket.gethostname()),
+            app_id=_env("ESEP_APP_ID", "esep"),
+            web_port=_int("ESEP_WEB_PORT", 6066, 1),
+            partitions=_int("ESEP_PARTITIONS", 4, 1),
+            replication=_int("ESEP_REPLICATION", 1, 1),
+            batch_size=_int("ESEP_BATCH_SIZE", 100, 1),
+            batch_within_s=_float("ESEP_BATCH_WITHIN_MS", 20.0) / 1000.0,
+            session_timeout_s=_float("ESEP_SESSION_TIMEOUT_S", 10.0, 1.0),
+            commit_interval_s=_float("ESEP_COMMIT_INTERVAL_S", 2.8, 0.1),
+            kafka_version=_env("ESEP_KAFKA_VERSION", "3.9.1"),
+            log_level=_env("ESEP_LOG_LEVEL", "info").lower(),
+            topics=Topics.from_env(),
+        )
+
+    @property
+    def worker_dir(self) -> Path:
+        return self.data_dir / "workers" / self.worker_id
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+    def resolve_broker(self) -> str:
+        """The bootstrap address `host:port[,host:port]`; the local broker when ESEP_BROKER is unset."""
+        if self.broker:
+            return strip_scheme(self.broker)
+        from localkafka import status
+
+        info = status(self.kafka_dir)
+        if info is None:
+            raise SettingsError(
+                f"ESEP_BROKER is not set and no local broker runs under {self.kafka_dir}: "
+                f"start one with `esep kafka start` or set ESEP_BROKER=kafka://host:port"
+            )
+        return info.bootstrap
+
+    def describe(self) -> list[tuple[str, str]]:
+        rows = [(f.name, str(getattr(self, f.name))) for f in fields(self) if f.name != "topics"]
+        rows += [(f"topic.{f.name}", getattr(self.topics, f.name)) for f in fields(self.topics)]
+        return rows
+
+
+def strip_scheme(broker: str) -> str:
+    return ",".join(part.split("://", 1)[-1] for part in broker.split(","))

@@ -1,0 +1,85 @@
+"""Creating the topics: faust creates only its internal topics, and the broker must not auto-create
+ours with one partition, so every topic is declared here with its partitions and cleanup policy."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from .settings import Settings
+
+log = logging.getLogger("esep.topics")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    t = settings.topics
+    n = settings.partitions
+    return [
+        TopicSpec(t.credit_notifications, n),
+        # The decisions changelog is co-partitioned with the notifications it records.
+        TopicSpec(t.decisions, n, compacted=True),
+        TopicSpec(t.registry_persons, n, compacted=True),
+        TopicSpec(t.posted_contributions, n),
+        TopicSpec(t.refunds, n),
+        TopicSpec(t.order_results, n),
+        TopicSpec(t.dead_letters, n),
+    ]
+
+
+def admin_client(bootstrap: str) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="esep-admin",
+        request_timeout_ms=30000,
+        reconnect_backoff_ms=50,
+        reconnect_backoff_max_ms=500,
+    )
+
+
+def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
+    """Create the missing topics; returns the names created. Fails loudly when an existing topic
+    of the notifications/decisions pair has another partition count (co-partitioning is required)."""
+    specs = topic_specs(settings)
+    admin = admin_client(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            new = [
+                NewTopic(
+                    s.name,
+                    s.partitions,
+                    settings.replication,
+                    topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                )
+                for s in missing
+            ]
+            try:
+                admin.create_topics(new, timeout_ms=30000)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+        pair = [settings.topics.credit_notifications, settings.topics.decisions]
+        counts = partition_counts(admin, pair)
+        if len(set(counts.values())) != 1:
+            raise RuntimeError(
+                f"{pair[0]} and {pair[1]} must have the same number of partitions, found {counts}: "
+                f"recreate {pair[1]} with {counts[pair[0]]} partitions"
+            )
+        return [s.name for s in missing]
+    finally:
+        admin.close()
+
+
+def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    described = admin.describe_topics(names)
+    return {d["topic"]: len(d["partitions"]) for d in described}
