@@ -77,6 +77,7 @@ class Runtime:
 
 
 def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
+    settings.worker_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap.split(',')[0]}",
@@ -111,8 +112,15 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
 
     @app.task
     async def registry_replica() -> None:
-        await runtime.start()
-        await runtime.run_replica()
+        try:
+            await runtime.start()
+            await runtime.run_replica()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Without its registry the worker cannot post: stop loudly rather than wait forever.
+            log.critical("registry replica failed: %s", exc, exc_info=True)
+            await app.crash(exc)
 
     @app.agent(credit_topic, name="post-orders")
     async def post_orders(stream):

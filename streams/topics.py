@@ -82,4 +82,4 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
 
 def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
     described = admin.describe_topics(names)
-    return {d["topic"]: len(d["partitions"]) for d in described}
+    return {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}

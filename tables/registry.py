@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from models.registry import RegistryPerson
 from rules.posting import Person
 
+from .metadata import topic_partitions
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
 log = logging.getLogger("esep.registry")
@@ -117,15 +118,8 @@ class RegistryReplica:
         self.ready = asyncio.Event()
         self.stats = ReplicaStats()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
-        # partitions_for_topic() can answer None right after start: metadata still loading.
-        for _ in range(600):
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self.topic)
-            if parts:
-                return sorted(parts)
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topic {self.topic!r} not found: create it with `esep topics create`")
+    async def _partitions(self) -> list[int]:
+        return await topic_partitions(self.bootstrap, self.topic)
 
     async def run(self) -> None:
         started = time.monotonic()
@@ -138,7 +132,7 @@ class RegistryReplica:
         )
         await consumer.start()
         try:
-            parts = await self._partitions(consumer)
+            parts = await self._partitions()
             tps = [TopicPartition(self.topic, p) for p in parts]
             consumer.assign(tps)
             stored = self.store.offsets(parts)
