@@ -138,6 +138,13 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
             for e in events:
                 await stream.ack(e)
 
+    @app.page("/ready")
+    async def ready(web, request):
+        # Ready once the registry replica reached its high watermark: posting waits for it too.
+        if runtime.ready.is_set():
+            return web.json({"ready": True})
+        return web.json({"ready": False}, status=503)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:
         if runtime.processor is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_TOPICS = {
@@ -22,13 +23,13 @@ class SettingsError(ValueError):
     pass
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
+def _env(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    value = (os.environ if environ is None else environ).get(name)
     return default if value is None or value == "" else value
 
 
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = _env(name, str(default))
+def _int(name: str, default: int, minimum: int = 0, environ: Mapping[str, str] | None = None) -> int:
+    raw = _env(name, str(default), environ)
     try:
         value = int(raw)
     except ValueError:
@@ -38,8 +39,8 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-def _float(name: str, default: float, minimum: float = 0.0) -> float:
-    raw = _env(name, str(default))
+def _float(name: str, default: float, minimum: float = 0.0, environ: Mapping[str, str] | None = None) -> float:
+    raw = _env(name, str(default), environ)
     try:
         value = float(raw)
     except ValueError:
@@ -60,8 +61,8 @@ class Topics:
     decisions: str
 
     @classmethod
-    def from_env(cls, suffix: str = "") -> "Topics":
-        return cls(**{k: _env(f"ESEP_TOPIC_{k.upper()}", v + suffix) for k, v in DEFAULT_TOPICS.items()})
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":
+        return cls(**{k: _env(f"ESEP_TOPIC_{k.upper()}", v, environ) for k, v in DEFAULT_TOPICS.items()})
 
 
 @dataclass(frozen=True)
@@ -82,22 +83,23 @@ class Settings:
     topics: Topics = field(default_factory=Topics.from_env)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        e = environ
         return cls(
-            broker=_env("ESEP_BROKER", ""),
-            data_dir=Path(_env("ESEP_DATA_DIR", str(Path.home() / ".local" / "share" / "esep"))).expanduser(),
-            worker_id=_env("ESEP_WORKER_ID", socket.gethostname()),
-            app_id=_env("ESEP_APP_ID", "esep"),
-            web_port=_int("ESEP_WEB_PORT", 6066, 1),
-            partitions=_int("ESEP_PARTITIONS", 4, 1),
-            replication=_int("ESEP_REPLICATION", 1, 1),
-            batch_size=_int("ESEP_BATCH_SIZE", 100, 1),
-            batch_within_s=_float("ESEP_BATCH_WITHIN_MS", 20.0) / 1000.0,
-            session_timeout_s=_float("ESEP_SESSION_TIMEOUT_S", 10.0, 1.0),
-            commit_interval_s=_float("ESEP_COMMIT_INTERVAL_S", 2.8, 0.1),
-            kafka_version=_env("ESEP_KAFKA_VERSION", "3.9.1"),
-            log_level=_env("ESEP_LOG_LEVEL", "info").lower(),
-            topics=Topics.from_env(),
+            broker=_env("ESEP_BROKER", "", e),
+            data_dir=Path(_env("ESEP_DATA_DIR", str(Path.home() / ".local" / "share" / "esep"), e)).expanduser(),
+            worker_id=_env("ESEP_WORKER_ID", socket.gethostname(), e),
+            app_id=_env("ESEP_APP_ID", "esep", e),
+            web_port=_int("ESEP_WEB_PORT", 6066, 1, e),
+            partitions=_int("ESEP_PARTITIONS", 4, 1, e),
+            replication=_int("ESEP_REPLICATION", 1, 1, e),
+            batch_size=_int("ESEP_BATCH_SIZE", 100, 1, e),
+            batch_within_s=_float("ESEP_BATCH_WITHIN_MS", 20.0, 0.0, e) / 1000.0,
+            session_timeout_s=_float("ESEP_SESSION_TIMEOUT_S", 10.0, 1.0, e),
+            commit_interval_s=_float("ESEP_COMMIT_INTERVAL_S", 2.8, 0.1, e),
+            kafka_version=_env("ESEP_KAFKA_VERSION", "3.9.1", e),
+            log_level=_env("ESEP_LOG_LEVEL", "info", e).lower(),
+            topics=Topics.from_env(e),
         )
 
     @property

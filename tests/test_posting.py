@@ -1,0 +1,174 @@
+"""The posting rules end to end, without Kafka: every reason code, the contract's example, and
+conservation of amounts as a property."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.notifications import CreditNotification
+from models.outputs import OrderResult, PostedContribution, Refund
+from models.registry import RegistryPerson
+from rules import entries
+from rules.posting import POSTED, Person, decide_order
+from tables.decisions import DecisionRecord
+from tables.registry import decode_person, encode_person
+
+from .cases import EXAMPLES, A, B, C, cases, example_notification, registry_persons
+
+STAMP = "2026-11-26T10:15:00.412+05:00"
+STAMPED = ("posted_at", "created_at", "decided_at")
+
+
+def persons_view(records: list[dict]) -> dict[str, Person]:
+    return {r["iin"]: decode_person(encode_person(RegistryPerson.model_validate_json(json.dumps(r))))
+            for r in records}
+
+
+PERSONS = persons_view(registry_persons())
+
+
+def parse(order: dict) -> CreditNotification:
+    return CreditNotification.model_validate_json(json.dumps(order, ensure_ascii=False))
+
+
+def render(order: CreditNotification, decision):
+    posted = [e for _, e in entries.posted_entries(order, decision, STAMP)]
+    return posted, entries.refund_record(order, decision, STAMP), entries.order_result(order, decision, STAMP)
+
+
+def unstamped(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in STAMPED}
+
+
+def test_contract_example_gives_exactly_the_expected_outputs():
+    expected = json.loads((EXAMPLES / "expected-outputs.json").read_text(encoding="utf-8"))
+    registry = json.loads((EXAMPLES / "registry-persons.json").read_text(encoding="utf-8"))
+    order = parse(example_notification())
+    posted, refund, result = render(order, decide_order(order, persons_view(registry)))
+    assert [unstamped(e) for e in posted] == [unstamped(e) for e in expected["posted.contributions"]]
+    assert unstamped(refund) == unstamped(expected["refunds.to-payers"][0])
+    assert unstamped(result) == unstamped(expected["orders.results"][0])
+
+
+@pytest.mark.parametrize("order,order_reason,line_reasons",
+                         [pytest.param(*c, id=c[0]["notification_id"]) for c in cases()])
+def test_every_reason_code(order, order_reason, line_reasons):
+    parsed = parse(order)
+    decision = decide_order(parsed, PERSONS)
+    assert decision.order_reason == order_reason
+    got = {d.line_no: (None if d.outcome == POSTED else d.reason) for d in decision.lines}
+    assert got == line_reasons
+    posted, refund, result = render(parsed, decision)
+    for entry in posted:
+        PostedContribution.model_validate(entry)
+    if refund is not None:
+        Refund.model_validate(refund)
+    OrderResult.model_validate(result)
+    total = Decimal(order["total_amount"])
+    assert Decimal(result["amount_posted"]) + Decimal(result["amount_refunded"]) == total
+    assert result["lines_posted"] + result["lines_refunded"] == result["lines_total"] == len(order["lines"])
+    assert len(posted) == result["lines_posted"]
+    refunded_lines = refund["lines"] if refund else []
+    assert len(refunded_lines) == result["lines_refunded"]
+    assert {e["entry_id"] for e in posted}.isdisjoint({f"{order['notification_id']}/{ln['line_no']}"
+                                                       for ln in refunded_lines} if order_reason is None else set())
+
+
+def test_whole_order_refund_lists_every_line_and_returns_the_money_received():
+    order = next(c for c in cases() if c[0]["notification_id"] == "T-NEG-10")[0]
+    parsed = parse(order)
+    _, refund, result = render(parsed, decide_order(parsed, PERSONS))
+    assert refund["scope"] == "order" and refund["reason"] == "TOTAL_MISMATCH"
+    assert refund["amount"] == "4150.00"
+    assert [ln["amount"] for ln in refund["lines"]] == ["4250.00", "-100.00"]
+    assert all(ln["reason"] == "TOTAL_MISMATCH" for ln in refund["lines"])
+    assert result["status"] == "refunded"
+
+
+def test_misrouted_knp_has_no_refund_knp_and_penalties_refund_with_094():
+    by_id = {c[0]["notification_id"]: c[0] for c in cases()}
+    misrouted = parse(by_id["T-KNP-6"])
+    assert render(misrouted, decide_order(misrouted, PERSONS))[1]["refund_knp"] is None
+    penalty = parse(by_id["T-PENALTY-4"])
+    posted, refund, result = render(penalty, decide_order(penalty, PERSONS))
+    assert refund["refund_knp"] == "094" and refund["scope"] == "lines" and refund["reason"] is None
+    assert posted[0]["kind"] == "penalty" and posted[0]["amount"] == "1234.56"
+    assert result["status"] == "partially_refunded"
+
+
+def test_empty_order_is_refunded_whole():
+    empty = parse(next(c for c in cases() if c[0]["notification_id"] == "T-EMPTY-12")[0])
+    posted, refund, result = render(empty, decide_order(empty, PERSONS))
+    assert posted == [] and refund["lines"] == [] and refund["amount"] == "500.00"
+    assert result["status"] == "refunded" and result["amount_refunded"] == "500.00"
+
+
+def test_posted_entries_carry_the_registry_spelling_and_normalized_amounts():
+    order = parse(next(c for c in cases() if c[0]["notification_id"] == "T-LINES-2")[0])
+    posted, _, _ = render(order, decide_order(order, PERSONS))
+    line13 = next(e for e in posted if e["entry_id"].endswith("/13"))
+    assert (line13["surname"], line13["name"], line13["patronymic"]) == (A["surname"], A["name"], A["patronymic"])
+    assert line13["amount"] == "4250.50"
+    line15 = next(e for e in posted if e["entry_id"].endswith("/15"))
+    assert line15["surname"] == "Фёдоров"
+
+
+# A line is one of: a registry person as is, or with one harmless or harmful change.
+MUTATIONS = ["same", "upper", "bad_iin", "unknown", "other_name", "zero", "future_period"]
+
+
+@st.composite
+def orders(draw):
+    people = [A, B, C]
+    n = draw(st.integers(min_value=1, max_value=8))
+    lines = []
+    for i in range(n):
+        person = draw(st.sampled_from(people))
+        amount = draw(st.integers(min_value=0, max_value=3_000_000))
+        line = {"line_no": i + 1, **person, "amount": f"{amount // 100}.{amount % 100:02d}"}
+        mutation = draw(st.sampled_from(MUTATIONS))
+        if mutation == "upper":
+            line["surname"] = line["surname"].upper() + " "
+        elif mutation == "bad_iin":
+            line["iin"] = line["iin"][:-1] + str((int(line["iin"][-1]) + 1) % 10)
+        elif mutation == "unknown":
+            line["iin"] = "900505300407"
+        elif mutation == "other_name":
+            line["name"] = "Другое"
+        elif mutation == "zero":
+            line["amount"] = "0"
+        elif mutation == "future_period":
+            line["period"] = "2027-01"
+        lines.append(line)
+    total = sum(Decimal(ln["amount"]) for ln in lines)
+    if draw(st.booleans()) and total > 0:
+        total_text = str(total)
+    else:
+        total_text = str(total + draw(st.sampled_from([Decimal("0.01"), Decimal("1")])))
+    knp = draw(st.sampled_from(["012", "017", "010"]))
+    return {**example_notification(), "notification_id": "P-1", "knp": knp, "total_amount": total_text,
+            "lines": lines}
+
+
+@settings(max_examples=300, deadline=None)
+@given(orders())
+def test_every_line_ends_once_and_amounts_are_conserved(order):
+    parsed = parse(order)
+    decision = decide_order(parsed, PERSONS)
+    posted, refund, result = render(parsed, decision)
+    line_nos = [ln["line_no"] for ln in order["lines"]]
+    posted_nos = [int(e["entry_id"].rsplit("/", 1)[1]) for e in posted]
+    refunded_nos = [ln["line_no"] for ln in (refund or {"lines": []})["lines"]]
+    assert sorted(posted_nos + refunded_nos) == sorted(line_nos)
+    total = Decimal(order["total_amount"])
+    assert Decimal(result["amount_posted"]) + Decimal(result["amount_refunded"]) == total
+    if refund is not None:
+        assert Decimal(refund["amount"]) == Decimal(result["amount_refunded"])
+    assert sum(Decimal(e["amount"]) for e in posted) == Decimal(result["amount_posted"])
+    # The decision survives its durable encoding unchanged (a redelivery re-emits from it).
+    record = DecisionRecord("P-1", 2, 17, decision)
+    assert DecisionRecord.decode("P-1", record.encode()) == record
