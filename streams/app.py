@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
 from tables.decisions import ChangelogReader, DecisionStore
@@ -51,8 +52,13 @@ class Runtime:
         sink = FaustSink(self.app)
         self.changelog = ChangelogReader(decisions, self.bootstrap, s.topics.decisions)
         await self.changelog.start()
-        self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink)
+        self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink,
+                                          owned_partitions=self.owned_partitions)
         self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons, self._registry_dead_letter)
+
+    def owned_partitions(self) -> list[int]:
+        topic = self.settings.topics.credit_notifications
+        return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic]
 
     async def _registry_dead_letter(self, partition, offset, key, value, error) -> None:
         rec = InputRecord(self.settings.topics.registry_persons, partition, offset, key, value)
@@ -137,6 +143,10 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
             await runtime.processor.process(batch)
             for e in events:
                 await stream.ack(e)
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):
+        return web.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/ready")
     async def ready(web, request):

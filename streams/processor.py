@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -95,6 +95,7 @@ class PostingProcessor:
         sink: Sink,
         clock: Clock = utc_now,
         retry_backoff_s: float = 0.5,
+        owned_partitions: Callable[[], Iterable[int]] = tuple,
     ):
         self.topics = topics
         self.registry = registry
@@ -103,6 +104,7 @@ class PostingProcessor:
         self.sink = sink
         self.clock = clock
         self.retry_backoff_s = retry_backoff_s
+        self.owned_partitions = owned_partitions
         self.restored: set[int] = set()
 
     def forget_partitions(self, partitions) -> None:
@@ -119,9 +121,12 @@ class PostingProcessor:
             if order is not None:
                 orders.append((rec, order))
 
-        for partition in sorted({rec.partition for rec, _ in orders} - self.restored):
-            await self.changelog.catch_up(partition)
-            self.restored.add(partition)
+        needed = {rec.partition for rec, _ in orders} - self.restored
+        if needed:
+            # Restore every partition we own now, not only this batch's: each restore round is costly.
+            partitions = sorted(needed | (set(self.owned_partitions()) - self.restored))
+            await self.changelog.catch_up(partitions)
+            self.restored.update(partitions)
 
         known = self.decisions.get_many([o.notification_id for _, o in orders])
         to_emit: list[tuple[CreditNotification, DecisionRecord]] = []

@@ -1,0 +1,193 @@
+"""Driving real workers against the real broker: isolated topics per test, worker processes that
+can be SIGKILLed, and a collector of everything the workers emitted."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams.settings import DEFAULT_TOPICS, Settings
+from streams.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """One isolated deployment on the shared broker: its own topics, app id and data dir."""
+
+    def __init__(self, bootstrap: str, tmp: Path, partitions: int = 4, **extra_env: str):
+        self.bootstrap = bootstrap
+        self.tmp = tmp
+        suffix = uuid.uuid4().hex[:8]
+        self.env = {
+            "ESEP_BROKER": f"kafka://{bootstrap}",
+            "ESEP_APP_ID": f"esep-test-{suffix}",
+            "ESEP_PARTITIONS": str(partitions),
+            "ESEP_SESSION_TIMEOUT_S": "6",
+            "ESEP_LOG_LEVEL": "info",
+            **{f"ESEP_TOPIC_{k.upper()}": f"{v}.{suffix}" for k, v in DEFAULT_TOPICS.items()},
+            **extra_env,
+        }
+        self.settings = Settings.from_env(self.env)
+        self.topics = self.settings.topics
+        ensure_topics(self.settings, bootstrap)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        self.workers: list[WorkerProcess] = []
+
+    def worker(self, worker_id: str = "w1", **env: str) -> "WorkerProcess":
+        w = WorkerProcess(self, worker_id, env)
+        self.workers.append(w)
+        return w
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.producer.send(topic, key=key, value=value)
+
+    def send_registry(self, persons: list[dict]) -> None:
+        for p in persons:
+            self.send(self.topics.registry_persons, p["iin"].encode(), json.dumps(p, ensure_ascii=False).encode())
+        self.producer.flush()
+
+    def send_notification(self, order: dict, key: bytes | None = None) -> None:
+        raw = json.dumps(order, ensure_ascii=False).encode()
+        self.send(self.topics.credit_notifications, key if key is not None else order["notification_id"].encode(),
+                  raw)
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.stop()
+        self.producer.close()
+
+
+class WorkerProcess:
+    def __init__(self, stack: Stack, worker_id: str, env: dict[str, str]):
+        self.stack = stack
+        self.worker_id = worker_id
+        self.port = free_port()
+        self.log_path = stack.tmp / f"{worker_id}.log"
+        self.env = {**os.environ, **stack.env, "ESEP_DATA_DIR": str(stack.tmp / "data"),
+                    "ESEP_WORKER_ID": worker_id, "ESEP_WEB_PORT": str(self.port), **env}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        self.port = free_port()
+        self.env["ESEP_WEB_PORT"] = str(self.port)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.worker_id} exited: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"worker {self.worker_id} not ready in {timeout}s: {self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed or committed."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "<no log>"
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+            total = 0.0
+            for line in r.read().decode().splitlines():
+                if line.startswith(name) and not line.startswith("#"):
+                    total += float(line.rsplit(" ", 1)[1])
+            return total
+
+
+class Outputs:
+    """Everything on the output topics, read from the beginning and kept as it arrives."""
+
+    def __init__(self, stack: Stack):
+        t = stack.topics
+        self.topics = [t.posted_contributions, t.refunds, t.order_results, t.dead_letters,
+                       t.credit_notifications]
+        self.t = t
+        self.consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
+                                      enable_auto_commit=False, group_id=None, consumer_timeout_ms=200)
+        self.consumer.subscribe(self.topics)
+        self.records: dict[str, list] = defaultdict(list)
+
+    def poll(self) -> None:
+        for message in self.consumer:
+            value = json.loads(message.value) if message.topic != self.t.credit_notifications else message.value
+            self.records[message.topic].append((message.key, value))
+
+    def wait_for(self, predicate, timeout: float = 90, what: str = "outputs", workers=()) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if predicate(self):
+                return
+            time.sleep(0.2)
+        tails = "\n".join(w.log_tail() for w in workers)
+        raise AssertionError(f"timed out waiting for {what}; have {self.counts()}\n{tails}")
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.records.items()}
+
+    @property
+    def posted(self) -> list[dict]:
+        return [v for _, v in self.records[self.t.posted_contributions]]
+
+    @property
+    def refunds(self) -> list[dict]:
+        return [v for _, v in self.records[self.t.refunds]]
+
+    @property
+    def results(self) -> list[dict]:
+        return [v for _, v in self.records[self.t.order_results]]
+
+    @property
+    def dead_letters(self) -> list[dict]:
+        return [v for _, v in self.records[self.t.dead_letters]]
+
+    def result_ids(self) -> set[str]:
+        return {r["notification_id"] for r in self.results}
+
+    def close(self) -> None:
+        self.consumer.close()
