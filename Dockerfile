@@ -28,16 +28,15 @@ RUN groupadd --system --gid 10001 esep \
  && chown 10001:10001 /var/lib/esep \
  && chmod 0750 /var/lib/esep
 COPY --from=build /opt/esep /opt/esep
-# WEB_BIND is faust's own setting: its environment variable overrides the app's
-# web_bind="127.0.0.1", so that a published port (-p 127.0.0.1:6066:6066) reaches the
-# worker's web server. Inside a container, "all interfaces" means the container's own
-# network; what the host exposes is decided by the port mapping.
+# ESEP_WEB_BIND=0.0.0.0 so that a published port (-p 127.0.0.1:6066:6066) reaches the worker's
+# web server. Inside a container, "all interfaces" means the container's own network; what the
+# host exposes is decided by the port mapping.
 ENV PATH=/opt/esep/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ESEP_DATA_DIR=/var/lib/esep \
     ESEP_WEB_PORT=6066 \
-    WEB_BIND=0.0.0.0
+    ESEP_WEB_BIND=0.0.0.0
 WORKDIR /var/lib/esep
 USER 10001:10001
 # Worker state (registry replica, decisions store, faust datadir) under ESEP_DATA_DIR/workers/<id>.

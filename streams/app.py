@@ -91,7 +91,7 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
         datadir=str(settings.worker_dir / "faust"),
         autodiscover=False,
         web_enabled=True,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_bind,
         web_host="127.0.0.1",
         web_port=settings.web_port,
         topic_partitions=settings.partitions,

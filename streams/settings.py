@@ -72,6 +72,7 @@ class Settings:
     worker_id: str
     app_id: str
     web_port: int
+    web_bind: str
     partitions: int
     replication: int
     batch_size: int
@@ -91,6 +92,7 @@ class Settings:
             worker_id=_env("ESEP_WORKER_ID", socket.gethostname(), e),
             app_id=_env("ESEP_APP_ID", "esep", e),
             web_port=_int("ESEP_WEB_PORT", 6066, 1, e),
+            web_bind=_env("ESEP_WEB_BIND", "127.0.0.1", e),
             partitions=_int("ESEP_PARTITIONS", 4, 1, e),
             replication=_int("ESEP_REPLICATION", 1, 1, e),
             batch_size=_int("ESEP_BATCH_SIZE", 100, 1, e),
