@@ -88,8 +88,8 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
-        self.port = free_port()
-        self.env["ESEP_WEB_PORT"] = str(self.port)
+        # A restart keeps its port: with static membership the group hands the member its old
+        # assignment, and faust's assignor insists the worker's URL is unchanged.
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -148,14 +148,21 @@ class Outputs:
                        t.credit_notifications]
         self.t = t
         self.consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, group_id=None, consumer_timeout_ms=200)
+                                      enable_auto_commit=False, group_id=None)
         self.consumer.subscribe(self.topics)
         self.records: dict[str, list] = defaultdict(list)
 
-    def poll(self) -> None:
-        for message in self.consumer:
-            value = json.loads(message.value) if message.topic != self.t.credit_notifications else message.value
-            self.records[message.topic].append((message.key, value))
+    def poll(self, budget_s: float = 0.5) -> None:
+        """Read what has arrived, for at most about `budget_s` (the stream may never pause)."""
+        end = time.monotonic() + budget_s
+        while time.monotonic() < end:
+            batch = self.consumer.poll(timeout_ms=100, max_records=5000)
+            if not batch:
+                return
+            for messages in batch.values():
+                for m in messages:
+                    value = json.loads(m.value) if m.topic != self.t.credit_notifications else m.value
+                    self.records[m.topic].append((m.key, value))
 
     def wait_for(self, predicate, timeout: float = 90, what: str = "outputs", workers=()) -> None:
         deadline = time.monotonic() + timeout
@@ -191,3 +198,53 @@ class Outputs:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+STAMPS = ("posted_at", "created_at", "decided_at")
+
+
+def _unstamped(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in STAMPS}
+
+
+def check_invariants(outputs: Outputs, expect: dict[str, dict]) -> dict[str, dict[int, str | None]]:
+    """The contract's invariants over everything emitted, re-emissions included:
+    - every emission of an entry, refund or result equals the first one except its stamp;
+    - every line of every order ends in exactly one posted entry or one refund line;
+    - amount_posted + amount_refunded == total_amount.
+    Returns the observed outcome per order: {nid: {line_no: reason or None when posted}}."""
+    def distinct(records, key):
+        first: dict = {}
+        for r in records:
+            k = key(r)
+            if k in first:
+                assert _unstamped(first[k]) == _unstamped(r), f"two different emissions of {k}"
+            else:
+                first[k] = r
+        return first
+
+    posted = distinct(outputs.posted, lambda e: e["entry_id"])
+    refunds = distinct(outputs.refunds, lambda r: r["refund_id"])
+    results = distinct(outputs.results, lambda r: r["notification_id"])
+    observed: dict[str, dict[int, str | None]] = {}
+    for nid, exp in expect.items():
+        assert nid in results, f"no result for {nid}"
+        lines: dict[int, str | None] = {}
+        for eid in (e for e in posted if e.startswith(nid + "/")):
+            lines[int(eid.rsplit("/", 1)[1])] = None
+        refund = refunds.get(f"{nid}/refund")
+        refund_lines = refund["lines"] if refund else []
+        if refund and refund["scope"] == "lines":
+            for ln in refund_lines:
+                assert ln["line_no"] not in lines, f"{nid}/{ln['line_no']} posted and refunded"
+                lines[ln["line_no"]] = ln["reason"]
+        elif refund:
+            assert not lines, f"{nid} refunded whole but has posted entries"
+            lines = {ln["line_no"]: ln["reason"] for ln in refund_lines}
+        result = results[nid]
+        assert result["lines_posted"] + result["lines_refunded"] == result["lines_total"] == exp["line_count"]
+        assert result["lines_posted"] == sum(1 for v in lines.values() if v is None) or refund["scope"] == "order"
+        total = int(round(float(result["amount_posted"]) * 100)) + int(round(float(result["amount_refunded"]) * 100))
+        assert total == exp["total_tiyn"], f"{nid}: amounts not conserved"
+        observed[nid] = lines
+    return observed
