@@ -1,0 +1,236 @@
+"""`esep demo`: a simulated business day end to end on a real broker, reconciled against what was
+sent. Starts what it needs (the local broker unless ESEP_BROKER is set, one worker) and stops it."""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from rules.calendar import ALMATY
+from rules.money import format_tiyn
+
+from .runner import WorkerProcess, broker_for, metric_value, run_scoped_env
+from .settings import Settings
+from .synthetic import Scenario, make_orders, make_registry, summary_of
+from .topics import ensure_topics
+
+
+class Observed:
+    """What the worker emitted, first emissions only (a re-emission is equal by contract)."""
+
+    def __init__(self, bootstrap: str, settings: Settings):
+        t = settings.topics
+        self.t = t
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                      auto_offset_reset="earliest")
+        self.consumer.subscribe([t.order_results, t.refunds, t.posted_contributions, t.dead_letters])
+        self.results: dict[str, tuple[dict, int]] = {}
+        self.refunds: dict[str, dict] = {}
+        self.posted: dict[str, dict] = {}
+        self.dead_letters: list[dict] = []
+
+    def poll(self, budget_s: float = 0.3) -> None:
+        end = time.monotonic() + budget_s
+        while time.monotonic() < end:
+            batch = self.consumer.poll(timeout_ms=50, max_records=10000)
+            if not batch:
+                return
+            for messages in batch.values():
+                for m in messages:
+                    value = json.loads(m.value)
+                    if m.topic == self.t.order_results:
+                        self.results.setdefault(value["notification_id"], (value, m.timestamp))
+                    elif m.topic == self.t.refunds:
+                        self.refunds.setdefault(value["notification_id"], value)
+                    elif m.topic == self.t.posted_contributions:
+                        self.posted.setdefault(value["entry_id"], value)
+                    else:
+                        self.dead_letters.append(value)
+
+    def summary(self) -> dict:
+        statuses = Counter(r["status"] for r, _ in self.results.values())
+        by_reason: Counter = Counter()
+        amount_by_reason: Counter = Counter()
+        for refund in self.refunds.values():
+            for line in refund["lines"]:
+                by_reason[line["reason"]] += 1
+                if refund["scope"] == "lines":
+                    amount_by_reason[line["reason"]] += tiyn(line["amount"])
+            if refund["scope"] == "order":
+                amount_by_reason[refund["reason"]] += tiyn(refund["amount"])
+        posted_kind = Counter(e["kind"] for e in self.posted.values())
+        return {
+            "orders": len(self.results),
+            "orders_by_status": dict(statuses),
+            "lines_posted": sum(r["lines_posted"] for r, _ in self.results.values()),
+            "lines_refunded": sum(r["lines_refunded"] for r, _ in self.results.values()),
+            "lines_refunded_by_reason": dict(by_reason),
+            "lines_posted_by_kind": dict(posted_kind),
+            "amount_posted_tiyn": sum(tiyn(r["amount_posted"]) for r, _ in self.results.values()),
+            "amount_refunded_tiyn": sum(tiyn(r["amount_refunded"]) for r, _ in self.results.values()),
+            "amount_refunded_by_reason_tiyn": dict(amount_by_reason),
+            "dead_letters": len(self.dead_letters),
+            "dead_letters_by_kind": dict(Counter(d["error_kind"] for d in self.dead_letters)),
+        }
+
+
+def tiyn(amount: str) -> int:
+    whole, _, frac = amount.partition(".")
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def reconcile(expected: dict, observed: dict) -> list[tuple[str, str, str, bool]]:
+    rows = []
+
+    def row(label, exp, obs, fmt=str):
+        rows.append((label, fmt(exp), fmt(obs), exp == obs))
+
+    row("orders decided", expected["orders"], observed["orders"])
+    for status in ("posted", "partially_refunded", "refunded"):
+        row(f"  orders {status}", expected["orders_by_status"].get(status, 0),
+            observed["orders_by_status"].get(status, 0))
+    row("lines posted", expected["lines_posted"], observed["lines_posted"])
+    for kind in ("contribution", "penalty"):
+        row(f"  {kind}s", expected["lines_posted_by_kind"].get(kind, 0), observed["lines_posted_by_kind"].get(kind, 0))
+    row("lines refunded", expected["lines_refunded"], observed["lines_refunded"])
+    for reason in sorted(set(expected["lines_refunded_by_reason"]) | set(observed["lines_refunded_by_reason"])):
+        row(f"  {reason}", expected["lines_refunded_by_reason"].get(reason, 0),
+            observed["lines_refunded_by_reason"].get(reason, 0))
+    money = lambda t: format_tiyn(t) + " ₸"  # noqa: E731
+    row("amount posted", expected["amount_posted_tiyn"], observed["amount_posted_tiyn"], money)
+    row("amount refunded", expected["amount_refunded_tiyn"], observed["amount_refunded_tiyn"], money)
+    row("amount received (posted + refunded)", expected["amount_total_tiyn"],
+        observed["amount_posted_tiyn"] + observed["amount_refunded_tiyn"], money)
+    row("dead letters", expected["dead_letters"], observed["dead_letters"])
+    for kind in sorted(set(expected["dead_letters_by_kind"]) | set(observed["dead_letters_by_kind"])):
+        row(f"  {kind}", expected["dead_letters_by_kind"].get(kind, 0), observed["dead_letters_by_kind"].get(kind, 0))
+    return rows
+
+
+def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: str = "demo-output",
+             persons: int = 20_000, rate: float = 250.0, lines: int = 20) -> int:
+    run_id = "demo-" + time.strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    say(f"esep demo {run_id}: {orders} notifications of {lines} lines against {persons:,} registry persons")
+    worker = None
+    with broker_for(settings, log=say) as bootstrap:
+        try:
+            env = run_scoped_env(settings, bootstrap, run_id, settings.data_dir / "runs" / run_id)
+            run_settings = Settings.from_env({**env})
+            ensure_topics(run_settings, bootstrap)
+            say(f"[1/5] topics created with suffix .{run_id} on {bootstrap}")
+
+            t0 = time.monotonic()
+            registry = make_registry(persons, seed)
+            records = make_orders(registry, orders, lines, seed, Scenario(), received_at=lambda: datetime.now(ALMATY),
+                                  id_prefix=run_id.upper())
+            expected = summary_of(records)
+            producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024)
+            for p in registry:
+                producer.send(run_settings.topics.registry_persons, key=p["iin"].encode(),
+                              value=json.dumps(p, ensure_ascii=False).encode())
+            producer.flush()
+            say(f"[2/5] registry: {persons:,} synthetic persons published in {time.monotonic() - t0:.1f} s")
+
+            worker = WorkerProcess(env, "demo-worker", out / f"{run_id}-worker.log").start()
+            ready_s = worker.wait_ready()
+            say(f"[3/5] worker pid {worker.pid} ready in {ready_s:.1f} s (registry replica caught up), "
+                f"log {worker.log_path}")
+
+            observed = Observed(bootstrap, run_settings)
+            sent_at: dict[str, float] = {}
+            say(f"[4/5] feeding the business day at ~{rate:.0f} notifications/s "
+                f"({expected['repeats']} repeats, {expected['dead_letters']} malformed among them)")
+            started = time.time()
+            last_report = 0.0
+            for i, rec in enumerate(records):
+                producer.send(run_settings.topics.credit_notifications, key=rec.key, value=rec.value)
+                if rec.kind == "order":
+                    sent_at.setdefault(rec.expect["notification_id"], time.time())
+                target = started + (i + 1) / rate
+                while time.time() < target:
+                    producer.flush()
+                    observed.poll(0.02)
+                    time.sleep(max(0.0, min(0.02, target - time.time())))
+                if time.time() - last_report >= 1.0:
+                    last_report = time.time()
+                    progress(say, i + 1, len(records), observed)
+            producer.flush()
+            deadline = time.time() + 120
+            while time.time() < deadline and (len(observed.results) < expected["orders"]
+                                              or len(observed.dead_letters) < expected["dead_letters"]):
+                observed.poll(0.5)
+                if time.time() - last_report >= 1.0:
+                    last_report = time.time()
+                    progress(say, len(records), len(records), observed)
+            time.sleep(1.0)
+            observed.poll(1.0)
+            progress(say, len(records), len(records), observed)
+            metrics = worker.metrics_text()
+            duplicates = int(metric_value(metrics, "esep_notifications_total", 'outcome="duplicate"'))
+            summary = observed.summary()
+            latencies = [(ts / 1000.0 - sent_at[nid]) * 1000 for nid, (_, ts) in observed.results.items()
+                         if nid in sent_at]
+            results_ts = [ts / 1000.0 for _, ts in observed.results.values()]
+            elapsed = (max(results_ts) - started) if results_ts else float("nan")
+            rows = reconcile(expected, summary)
+            rows.append(("repeated notifications ignored", str(expected["repeats"]), str(duplicates),
+                         duplicates == expected["repeats"]))
+            ok = all(r[3] for r in rows)
+            say("[5/5] summary (expected by construction vs observed on the output topics)")
+            print_table(say, rows)
+            lines_decided = summary["lines_posted"] + summary["lines_refunded"]
+            say(f"throughput: {lines_decided:,} lines in {elapsed:.1f} s = {lines_decided / elapsed:,.0f} lines/s "
+                f"(paced by the feed at ~{rate * lines:,.0f} lines/s)")
+            say(f"latency notification sent -> orders.results: p50 {percentile(latencies, 0.5):.0f} ms, "
+                f"p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies):,} orders")
+            report = {
+                "run_id": run_id, "reconciled": ok, "expected": expected, "observed": summary,
+                "duplicates_ignored": duplicates, "lines_per_s": lines_decided / elapsed if elapsed else None,
+                "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99),
+                "topics_suffix": run_id,
+            }
+            (out / "summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+            say(f"written {out / 'summary.json'}; the run's topics end in .{run_id}")
+            say("RECONCILED: every line posted or refunded as expected, amounts conserved" if ok
+                else "NOT RECONCILED: see the rows marked ✗ and the worker log")
+            return 0 if ok else 1
+        finally:
+            if worker is not None:
+                worker.stop()
+                say(f"stopped the worker (pid {worker.pid})")
+
+
+def progress(say, sent: int, total: int, observed: Observed) -> None:
+    s = observed
+    posted = sum(r["lines_posted"] for r, _ in s.results.values())
+    refunded = sum(r["lines_refunded"] for r, _ in s.results.values())
+    say(f"  sent {sent:>6,}/{total:,}  decided {len(s.results):>6,} orders  lines posted {posted:>7,}  "
+        f"refunded {refunded:>5,}  dead letters {len(s.dead_letters):>3}")
+
+
+def print_table(say, rows) -> None:
+    width = max(len(r[0]) for r in rows)
+    say(f"  {'':<{width}}  {'expected':>20}  {'observed':>20}")
+    for label, exp, obs, ok in rows:
+        say(f"  {label:<{width}}  {exp:>20}  {obs:>20}  {'✓' if ok else '✗'}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo(Settings.from_env()))
