@@ -1,48 +1,67 @@
-"""Domain metrics (prometheus-client). Labels are bounded enums (outcomes, reason codes, KNPs,
-error kinds): never an IIN, a name, a payer or a notification id."""
+"""Domain metrics (prometheus-client), served at each worker's `/metrics`.
+
+Labels are bounded enums (outcomes, reason codes, KNPs, error kinds, topic and partition numbers):
+never an IIN, a name, a payer or a notification id. Amounts are exported in tenge as floats: a
+metric is an observation, never money the engine computes with."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-# Seconds from 5 ms to 2 days: posting is milliseconds, a registry-lag hold can be hours.
+# Seconds from 5 ms to 2 days: posting takes milliseconds, a registry-lag hold can take a day.
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600,
     3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600,
 )
 
 notifications = Counter(
-    "esep_notifications_total", "Credit notifications by outcome", ["outcome"], registry=REGISTRY
+    "esep_notifications_total",
+    "Credit notifications by outcome: decided, redelivered (re-emitted from its record), duplicate "
+    "(repeat of a known notification_id, ignored), rerouted (re-keyed), dead_letter",
+    ["outcome"], registry=REGISTRY,
 )
-lines = Counter("esep_lines_total", "Order lines decided, by outcome and reason", ["outcome", "reason"], registry=REGISTRY)
+lines = Counter("esep_lines_total", "Order lines decided, by outcome (posted, refunded) and reason",
+                ["outcome", "reason"], registry=REGISTRY)
 orders = Counter("esep_orders_total", "Orders decided, by status", ["status"], registry=REGISTRY)
 amount_posted = Counter("esep_amount_posted_tenge_total", "Tenge posted, by KNP", ["knp"], registry=REGISTRY)
 amount_refunded = Counter("esep_amount_refunded_tenge_total", "Tenge refunded, by KNP", ["knp"], registry=REGISTRY)
-dead_letters = Counter(
-    "esep_dead_letters_total", "Records dead-lettered, by source and error kind", ["source", "error_kind"],
-    registry=REGISTRY,
-)
-batches = Histogram(
-    "esep_batch_notifications", "Notifications per processed batch", buckets=(1, 5, 10, 25, 50, 100, 200, 500),
-    registry=REGISTRY,
-)
-latency_received = Histogram(
-    "esep_posting_latency_from_received_seconds", "Bank received_at to decision", buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-latency_ingest = Histogram(
-    "esep_posting_latency_from_ingest_seconds", "Kafka ingest timestamp to decision", buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
+dead_letters = Counter("esep_dead_letters_total", "Records dead-lettered, by source and error kind",
+                       ["source", "error_kind"], registry=REGISTRY)
 deadline_breaches = Counter(
     "esep_deadline_breaches_total", "Lines decided after their business-day deadline (must stay 0)",
     registry=REGISTRY,
 )
-registry_records = Counter(
-    "esep_registry_records_total", "Registry records applied to the replica, by kind", ["kind"], registry=REGISTRY
+pending_lines = Gauge("esep_pending_lines", "Lines held for the registry (registry-lag hold)", registry=REGISTRY)
+pending_oldest_age = Gauge(
+    "esep_pending_oldest_age_seconds", "Age of the oldest held line since its received_at (0 when none)",
+    registry=REGISTRY,
 )
-registry_ready = Gauge("esep_registry_ready", "1 once the registry replica reached its high watermark", registry=REGISTRY)
-output_retries = Counter(
-    "esep_output_retries_total", "Batches whose sends failed and were retried", ["stage"], registry=REGISTRY
+pending_next_cutoff = Gauge(
+    "esep_pending_next_cutoff_seconds", "Seconds until the earliest cut-off of a held line (0 when none)",
+    registry=REGISTRY,
 )
+latency_received = Histogram(
+    "esep_posting_latency_from_received_seconds", "Bank received_at to the order's decision",
+    buckets=LATENCY_BUCKETS, registry=REGISTRY,
+)
+latency_ingest = Histogram(
+    "esep_posting_latency_from_ingest_seconds", "Kafka ingest timestamp to the order's decision",
+    buckets=LATENCY_BUCKETS, registry=REGISTRY,
+)
+batches = Histogram("esep_batch_notifications", "Notifications per processed batch",
+                    buckets=(1, 5, 10, 25, 50, 100, 200, 500), registry=REGISTRY)
+consumer_lag = Gauge("esep_consumer_lag_messages", "Messages behind the high watermark, per topic-partition",
+                     ["topic", "partition"], registry=REGISTRY)
+registry_persons = Gauge("esep_registry_persons", "Persons in the registry replica (estimate)", registry=REGISTRY)
+registry_records = Counter("esep_registry_records_total", "Registry records applied, by kind (upsert, delete, rejected)",
+                           ["kind"], registry=REGISTRY)
+registry_ready = Gauge("esep_registry_ready", "1 once the registry replica reached its high watermark",
+                       registry=REGISTRY)
+rebalances = Counter("esep_rebalances_total", "Partition assignments received by this worker", registry=REGISTRY)
+recovery_seconds = Histogram("esep_recovery_seconds", "State recovery duration, by store", ["store"],
+                             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=REGISTRY)
+partitions_owned = Gauge("esep_partitions_owned", "Input partitions assigned to this worker", registry=REGISTRY)
+output_retries = Counter("esep_output_retries_total", "Sends that failed and were retried, by stage", ["stage"],
+                         registry=REGISTRY)
+worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)

@@ -6,6 +6,7 @@ Offsets are acknowledged by hand, after the batch's outputs were acknowledged by
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 from datetime import timedelta
 
@@ -21,6 +22,13 @@ from .records import InputRecord, OutputRecord
 from .settings import Settings
 
 log = logging.getLogger("esep.worker")
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("esep")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class FaustSink:
@@ -55,6 +63,35 @@ class Runtime:
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink,
                                           owned_partitions=self.owned_partitions)
         self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons, self._registry_dead_letter)
+
+    def observe_lag(self) -> None:
+        if self.processor is None:
+            return
+        topic = self.settings.topics.credit_notifications
+        for tp in self.app.consumer.assignment():
+            if tp.topic != topic:
+                continue
+            high = self.app.consumer.highwater(tp)
+            done = self.processor.next_offsets.get(tp.partition)
+            if high is not None and done is not None:
+                metrics.consumer_lag.labels(topic, str(tp.partition)).set(max(0, high - done))
+        if self.replica is not None:
+            registry_topic = self.settings.topics.registry_persons
+            for partition, lag in self.replica.stats.lag.items():
+                metrics.consumer_lag.labels(registry_topic, str(partition)).set(lag)
+            metrics.registry_persons.set(self.replica.store.estimated_count())
+
+    def log_summary(self) -> None:
+        if self.processor is None:
+            return
+        t = self.processor.take_totals()
+        if t.notifications:
+            log.info(
+                "last 30 s: %d notifications, %d decided, %d re-emitted, %d duplicates, %d dead letters; "
+                "lines %d posted, %d refunded %s",
+                t.notifications, t.new, t.redelivered, t.repeats, t.dead_letters, t.lines_posted,
+                t.lines_refunded, dict(t.reasons) or "",
+            )
 
     def owned_partitions(self) -> list[int]:
         topic = self.settings.topics.credit_notifications
@@ -111,6 +148,7 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
         stream_recovery_delay=0.0,
     )
     runtime = Runtime(app, settings, bootstrap)
+    metrics.worker_info.info({"version": package_version(), "worker_id": settings.worker_id, "app_id": settings.app_id})
     credit_topic = app.topic(
         settings.topics.credit_notifications, key_type=bytes, value_type=bytes,
         key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
@@ -148,12 +186,30 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
     async def metrics_page(web, request):
         return web.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    @app.page("/health")
+    async def health(web, request):
+        return web.json({"alive": True, "worker": settings.worker_id})
+
     @app.page("/ready")
     async def ready(web, request):
         # Ready once the registry replica reached its high watermark: posting waits for it too.
         if runtime.ready.is_set():
             return web.json({"ready": True})
         return web.json({"ready": False}, status=503)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **kwargs) -> None:
+        metrics.rebalances.inc()
+        metrics.partitions_owned.set(
+            sum(1 for tp in assigned if tp.topic == settings.topics.credit_notifications))
+
+    @app.timer(interval=5.0)
+    async def observe_lag() -> None:
+        runtime.observe_lag()
+
+    @app.timer(interval=30.0)
+    async def summary_log() -> None:
+        runtime.log_summary()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:

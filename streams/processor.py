@@ -23,6 +23,7 @@ from monitoring import metrics
 from rules import entries
 from rules.iin import mask_iin
 from rules.money import format_tiyn, parse_amount
+from rules.calendar import default_calendar
 from rules.posting import POSTED, OrderDecision, decide_order, iins_to_look_up
 from tables.decisions import ChangelogReader, DecisionRecord, DecisionStore
 from tables.registry import RegistryStore, describe_validation_error
@@ -106,6 +107,9 @@ class PostingProcessor:
         self.retry_backoff_s = retry_backoff_s
         self.owned_partitions = owned_partitions
         self.restored: set[int] = set()
+        # Next input offset per partition once a batch is through: consumer lag is measured from it.
+        self.next_offsets: dict[int, int] = {}
+        self.totals = BatchSummary()
 
     def forget_partitions(self, partitions) -> None:
         """Revoked partitions: another worker may write their decisions before we get them back."""
@@ -125,7 +129,9 @@ class PostingProcessor:
         if needed:
             # Restore every partition we own now, not only this batch's: each restore round is costly.
             partitions = sorted(needed | (set(self.owned_partitions()) - self.restored))
+            started = time.monotonic()
             await self.changelog.catch_up(partitions)
+            metrics.recovery_seconds.labels("decisions").observe(time.monotonic() - started)
             self.restored.update(partitions)
 
         known = self.decisions.get_many([o.notification_id for _, o in orders])
@@ -154,8 +160,23 @@ class PostingProcessor:
             self._render(order, record.decision, stamp, outputs, summary)
         await self._send_all(outputs, "outputs")
         summary.dead_letters = sum(1 for o in outputs if o.topic == self.topics.dead_letters)
-        self._observe(batch, to_emit, summary, now)
+        for rec in batch:
+            self.next_offsets[rec.partition] = max(self.next_offsets.get(rec.partition, 0), rec.offset + 1)
+        self._observe(batch, to_emit, summary, self.clock())
+        self._accumulate(summary)
         return summary
+
+    def _accumulate(self, summary: BatchSummary) -> None:
+        t = self.totals
+        for name in ("notifications", "new", "redelivered", "repeats", "rerouted", "dead_letters",
+                     "lines_posted", "lines_refunded"):
+            setattr(t, name, getattr(t, name) + getattr(summary, name))
+        t.reasons.update(summary.reasons)
+
+    def take_totals(self) -> BatchSummary:
+        """Totals since the previous call, for the periodic summary log line."""
+        totals, self.totals = self.totals, BatchSummary()
+        return totals
 
     def _parse(self, rec: InputRecord, now, outputs, summary) -> CreditNotification | None:
         try:
@@ -248,6 +269,8 @@ class PostingProcessor:
             notif.labels("duplicate").inc(summary.repeats)
         if summary.rerouted:
             notif.labels("rerouted").inc(summary.rerouted)
+        if summary.dead_letters:
+            notif.labels("dead_letter").inc(summary.dead_letters)
         posted_tiyn: Tally = Tally()
         refunded_tiyn: Tally = Tally()
         statuses: Tally = Tally()
@@ -265,6 +288,8 @@ class PostingProcessor:
             refunded_tiyn[order.knp] += entries.refunded_tiyn(order, decision)
             statuses[entries.order_result(order, decision, "")["status"]] += 1
             metrics.latency_received.observe(max(0.0, end - order.received_at.timestamp()))
+            if now > default_calendar().receipt_deadline(order.received_at):
+                metrics.deadline_breaches.inc(len(decision.lines))
         for rec in batch:
             if rec.timestamp_ms:
                 metrics.latency_ingest.observe(max(0.0, end - rec.timestamp_ms / 1000.0))
@@ -281,12 +306,18 @@ class PostingProcessor:
             metrics.orders.labels(status).inc(n)
         if summary.new and log.isEnabledFor(logging.DEBUG):
             for order, record in emitted[len(emitted) - summary.new:]:
-                log.debug(
-                    "decided %s: %d posted, %d refunded (first refunded IIN %s)",
-                    order.notification_id, len(record.decision.posted), len(record.decision.refunded),
-                    mask_iin(next((ln.iin for ln in order.lines if ln.line_no in
-                                   {d.line_no for d in record.decision.refunded}), None)),
-                )
+                log.debug("decided %s", describe_decision(order, record.decision))
+
+
+def describe_decision(order, decision: OrderDecision) -> str:
+    """One line per order for debug logs: counts and reasons, refunded IINs masked."""
+    lines = {line.line_no: line for line in order.lines}
+    refunded = [f"{d.line_no}:{d.reason}:{mask_iin(lines[d.line_no].iin)}" for d in decision.refunded]
+    status = entries.order_result(order, decision, "")["status"]
+    head = f"{order.notification_id} {status}: {len(decision.posted)} posted, {len(refunded)} refunded"
+    if decision.order_reason:
+        return f"{head} ({decision.order_reason})"
+    return f"{head}" + (f" [{', '.join(refunded)}]" if refunded else "")
 
 
 def knp_label(knp: str) -> str:

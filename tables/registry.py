@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from models.registry import RegistryPerson
+from monitoring import metrics
 from rules.posting import Person
 
 from .metadata import topic_partitions
@@ -65,6 +66,10 @@ class RegistryStore:
         for partition, offset in next_offsets.items():
             put_offset(batch, partition, offset)
         self.db.write(batch)
+
+    def estimated_count(self) -> int:
+        # RocksDB's estimate counts the offset keys too: a handful, negligible.
+        return int(self.db.property_int_value("rocksdb.estimate-num-keys") or 0)
 
     def close(self) -> None:
         self.db.close()
@@ -162,12 +167,14 @@ class RegistryReplica:
                     iin, value, error = judge_record(rec.key, rec.value)
                     if error is not None:
                         self.stats.rejected += 1
+                        metrics.registry_records.labels("rejected").inc()
                         await self.dead_letter(tp.partition, rec.offset, rec.key, rec.value, error)
                         continue
                     puts[iin] = value
                     self.stats.records += 1
                     if value is None:
                         self.stats.deletions += 1
+                    metrics.registry_records.labels("upsert" if value is not None else "delete").inc()
                 next_offsets[tp.partition] = records[-1].offset + 1
             self.store.apply(puts, next_offsets)
             positions.update(next_offsets)
@@ -177,6 +184,7 @@ class RegistryReplica:
         self.stats.lag = {p: max(0, targets[p] - positions.get(p, 0)) for p in targets}
         if not self.ready.is_set() and all(positions.get(p, 0) >= t for p, t in targets.items()):
             self.stats.caught_up_s = time.monotonic() - started
+            metrics.recovery_seconds.labels("registry").observe(self.stats.caught_up_s)
             log.info(
                 "registry replica ready: %d records in %.1f s (%d rejected)",
                 self.stats.records, self.stats.caught_up_s, self.stats.rejected,

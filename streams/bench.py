@@ -1,0 +1,945 @@
+"""`esep bench`: throughput and latency of one posting worker, against two references measured in
+the same run on the same broker.
+
+Phases (each on run-scoped topics, deleted at the end):
+1. raw ceiling: a trivial aiokafka consume-decode-encode-produce loop (`bench_raw.py`) over as many
+   line messages as the run has lines;
+2. naive faust: a one-event-per-line faust agent with one table update and one awaited send per
+   event (`bench_naive.py`, memory store), run as a subprocess worker over the same line messages;
+   rate from its first to its last output record (Kafka timestamps);
+3. esep: a synthetic registry and `orders` notifications of `lines` lines pre-produced, then ONE
+   `esep worker` subprocess; rate from its first to its last `orders.results` record, every order
+   must get a result;
+4. latency: the same worker, fresh notifications paced at half the phase-3 rate; latency is the
+   result record's timestamp minus the moment the notification was sent.
+
+A measurement, not a test: it returns 0 when the run completed, whether targets were met or not.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from .settings import DEFAULT_TOPICS, Settings
+
+TARGET_VS_NAIVE = 5.0
+TARGET_VS_RAW = 0.3
+TARGET_P99_MS = 250.0
+RAW_PASSES = 3  # the ceiling is the median of this many passes of the raw loop over the same messages
+NAIVE_TIME_LIMIT_S = 180.0  # the naive reference stops here and is rated over what it did
+LATENCY_SECONDS = 15.0
+SEED = 430
+PREFIX = "esep-bench"
+
+
+class BenchError(RuntimeError):
+    """The run could not complete (a worker died, results never came): exit code 1."""
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BenchError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise BenchError(f"{name}={value} must be at least 1")
+    return value
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+# ------------------------------------------------------------------------------------------------
+# What a run holds and must release
+
+@dataclass
+class Resources:
+    """Everything started or created by the run, released by `close()` whatever happened."""
+
+    bootstrap: str = ""
+    run_id: str = ""
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    temp_dirs: list[Path] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    broker_dir: Path | None = None  # set only if this run started the local broker
+
+    def spawn(self, args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        self.processes.append(proc)
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+        """SIGTERM to the child's own process group (it runs in a session of its own), then SIGKILL."""
+        if proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if proc in self.processes:
+            self.processes.remove(proc)
+
+    def close(self) -> None:
+        for proc in list(self.processes):
+            self.stop_process(proc)
+        if self.bootstrap and self.run_id:
+            try:
+                _delete_run_topics(self.bootstrap, self.run_id, self.groups)
+            except Exception as exc:  # cleaning up must not hide the run's own outcome
+                say(f"could not delete the run's topics ({type(exc).__name__}: {exc})")
+        for d in self.temp_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if self.broker_dir is not None:
+            import localkafka
+
+            localkafka.stop(self.broker_dir)
+            say(f"stopped the local Kafka broker this run started ({self.broker_dir})")
+            self.broker_dir = None
+
+
+def _admin(bootstrap: str):
+    from .topics import admin_client
+
+    return admin_client(bootstrap)
+
+
+def _create_topics(bootstrap: str, names: list[str], partitions: int, replication: int) -> None:
+    from kafka.admin import NewTopic
+
+    admin = _admin(bootstrap)
+    try:
+        admin.create_topics([NewTopic(n, partitions, replication) for n in names], timeout_ms=30000)
+    finally:
+        admin.close()
+    _wait_leaders(bootstrap, names)
+
+
+def _wait_leaders(bootstrap: str, names: list[str], timeout: float = 30.0) -> None:
+    """Until every partition of `names` has a leader: producing earlier only earns retries."""
+    admin = _admin(bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            described = admin.describe_topics(names)
+            if len(described) == len(names) and all(
+                    d.get("partitions") and all(p.get("leader_id", -1) >= 0 for p in d["partitions"])
+                    for d in described):
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"topics {names} have no leaders after {timeout:.0f} s")
+            time.sleep(0.1)
+    finally:
+        admin.close()
+
+
+def _delete_run_topics(bootstrap: str, run_id: str, groups: list[str]) -> None:
+    """Delete every topic whose name carries this run's id (ours, and the naive app's changelog),
+    then the run's consumer groups where the broker lets us (a static member's group stays until its
+    session expires: harmless)."""
+    admin = _admin(bootstrap)
+    try:
+        mine = sorted(t for t in admin.list_topics() if t.startswith(f"{PREFIX}-{run_id}"))
+        if mine:
+            admin.delete_topics(mine, timeout_ms=30000)
+            say(f"deleted {len(mine)} run topics ({PREFIX}-{run_id}*)")
+        if groups:
+            try:
+                admin.delete_consumer_groups(groups)
+            except Exception:
+                pass
+    finally:
+        admin.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Kafka helpers (asyncio)
+
+async def _produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]], what: str) -> float:
+    """Produce everything and await the acknowledgements; returns the seconds it took."""
+    from aiokafka import AIOKafkaProducer
+
+    started = time.monotonic()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=512 * 1024, max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        pending = []
+        count = 0
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            count += 1
+            if len(pending) >= 10000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    seconds = time.monotonic() - started
+    say(f"  produced {count:,} {what} in {seconds:.1f} s")
+    return seconds
+
+
+class Tail:
+    """Reads topics from the beginning with a group-less consumer assigned every partition."""
+
+    def __init__(self, bootstrap: str, topics: list[str]):
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.consumer = None
+
+    async def start(self) -> "Tail":
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        from tables.metadata import topic_partitions
+
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                         auto_offset_reset="earliest")
+        await self.consumer.start()
+        tps = [TopicPartition(t, p) for t in self.topics for p in await topic_partitions(self.bootstrap, t)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        return self
+
+    async def poll(self, timeout_ms: int = 500) -> list:
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10000)
+        return [rec for records in batches.values() for rec in records]
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _tail_of(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "<no log>"
+
+
+# ------------------------------------------------------------------------------------------------
+# Options and results
+
+@dataclass
+class Options:
+    orders: int
+    lines: int
+    persons: int
+    runs: int
+    naive_lines: int | None
+    latency_orders: int | None
+    latency_seconds: float
+    profile_dir: Path | None
+
+
+@dataclass
+class RunResult:
+    raw_lines: int = 0
+    raw_seconds: float = 0.0
+    raw_lines_per_s: float = 0.0
+    raw_passes_lines_per_s: list = field(default_factory=list)
+    naive_lines: int = 0
+    naive_seconds: float = 0.0
+    naive_lines_per_s: float = 0.0
+    naive_capped: str = ""
+    esep_orders: int = 0
+    esep_lines: int = 0
+    esep_seconds: float = 0.0
+    esep_lines_per_s: float = 0.0
+    esep_lines_per_s_from_ready: float = 0.0
+    lines_posted: int = 0
+    lines_refunded: int = 0
+    results: int = 0
+    results_match_expected: bool = False
+    registry_persons: int = 0
+    registry_load_s: float | None = None
+    worker_ready_s: float = 0.0
+    latency_orders: int = 0
+    latency_rate_orders_per_s: float = 0.0
+    latency_sent_seconds: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# The phases
+
+def _line_messages(order_records) -> list[tuple[bytes, bytes]]:
+    """One small message per line of every well-formed order: the line plus its notification id."""
+    out = []
+    for rec in order_records:
+        order = orjson.loads(rec.value)
+        nid = order["notification_id"]
+        for line in order["lines"]:
+            out.append((rec.key, orjson.dumps({"notification_id": nid, **line})))
+    return out
+
+
+async def phase_raw(res: Resources, settings: Settings, tag: str, messages: list[tuple[bytes, bytes]],
+                    r: RunResult) -> None:
+    from tables.metadata import topic_partitions
+
+    from .bench_raw import raw_loop
+
+    say(f"phase 1/4 raw aiokafka ceiling: {len(messages):,} line messages")
+    src, dst = f"{tag}.raw-in", f"{tag}.raw-out"
+    _create_topics(res.bootstrap, [src, dst], settings.partitions, settings.replication)
+    await _produce(res.bootstrap, ((src, k, v) for k, v in messages), "line messages")
+    parts = await topic_partitions(res.bootstrap, src)
+
+    def progress(done: int, seconds: float) -> None:
+        say(f"  raw: {done:,}/{len(messages):,} ({done / seconds:,.0f}/s)")
+
+    # A few seconds of work is at the mercy of anything else on the machine: the median of a few passes.
+    passes = []
+    for i in range(RAW_PASSES):
+        result = await raw_loop(res.bootstrap, src, parts, dst, len(messages), progress)
+        passes.append(result)
+        say(f"  raw pass {i + 1}/{RAW_PASSES}: {result.messages:,} messages in {result.seconds:.2f} s "
+            f"= {result.per_s:,.0f} lines/s")
+    result = sorted(passes, key=lambda x: x.per_s)[len(passes) // 2]
+    r.raw_lines, r.raw_seconds, r.raw_lines_per_s = result.messages, result.seconds, result.per_s
+    r.raw_passes_lines_per_s = [round(x.per_s, 1) for x in passes]
+
+
+async def phase_naive(res: Resources, settings: Settings, tag: str, messages: list[tuple[bytes, bytes]],
+                      limit: int | None, workdir: Path, r: RunResult) -> None:
+    n = len(messages) if limit is None else min(limit, len(messages))
+    capped = f"capped at {n:,} of {len(messages):,} lines (naive_lines)" if n < len(messages) else ""
+    say(f"phase 2/4 naive faust (1 event/line, 1 table update, memory store): {n:,} line messages"
+        + (f", {capped}" if capped else ""))
+    src, dst = f"{tag}.naive-in", f"{tag}.naive-out"
+    app_id = f"{tag}-naive"
+    res.groups.append(app_id)
+    _create_topics(res.bootstrap, [src, dst], settings.partitions, settings.replication)
+    await _produce(res.bootstrap, ((src, k, v) for k, v in messages[:n]), "line messages")
+    env = {
+        **os.environ,
+        "ESEP_BENCH_BROKER": res.bootstrap, "ESEP_BENCH_APP_ID": app_id, "ESEP_BENCH_IN": src,
+        "ESEP_BENCH_OUT": dst, "ESEP_BENCH_PARTITIONS": str(settings.partitions),
+        "ESEP_BENCH_DATA_DIR": str(workdir / "naive"), "ESEP_BENCH_WEB_PORT": str(free_port()),
+    }
+    log_path = workdir / "naive.log"
+    tail = await Tail(res.bootstrap, [dst]).start()
+    proc = res.spawn([sys.executable, "-m", "streams.bench_naive"], env, log_path)
+    try:
+        count, first_ts, last_ts = 0, None, None
+        spawned = time.monotonic()
+        first_seen = None
+        last_report = time.monotonic()
+        while count < n:
+            if proc.poll() is not None:
+                raise BenchError(f"the naive faust worker exited ({proc.returncode}):\n{_tail_of(log_path)}")
+            now = time.monotonic()
+            if first_seen is None and now - spawned > 120:
+                raise BenchError(f"the naive faust worker produced nothing in 120 s:\n{_tail_of(log_path)}")
+            if first_seen is not None and now - first_seen > NAIVE_TIME_LIMIT_S:
+                capped = (f"stopped after {NAIVE_TIME_LIMIT_S:.0f} s at {count:,} of {n:,} lines "
+                          f"(rate over those)")
+                say(f"  naive: {capped}")
+                break
+            for rec in await tail.poll(1000):
+                count += 1
+                first_ts = rec.timestamp if first_ts is None else min(first_ts, rec.timestamp)
+                last_ts = rec.timestamp if last_ts is None else max(last_ts, rec.timestamp)
+                if first_seen is None:
+                    first_seen = time.monotonic()
+            if first_seen is not None and time.monotonic() - last_report >= 5.0:
+                last_report = time.monotonic()
+                seconds = max(1e-3, (last_ts - first_ts) / 1000)
+                say(f"  naive: {count:,}/{n:,} ({(count - 1) / seconds:,.0f}/s)")
+    finally:
+        await tail.stop()
+        res.stop_process(proc)
+    seconds = max(1e-3, (last_ts - first_ts) / 1000) if count > 1 else 0.0
+    r.naive_lines, r.naive_seconds = count, seconds
+    r.naive_lines_per_s = (count - 1) / seconds if seconds else 0.0
+    r.naive_capped = capped
+    say(f"  naive: {count:,} lines in {seconds:.2f} s = {r.naive_lines_per_s:,.0f} lines/s")
+
+
+class EsepWorker:
+    """One `esep worker` subprocess on the run's own topics, app id, data dir and port."""
+
+    def __init__(self, res: Resources, settings: Settings, tag: str, workdir: Path):
+        self.res = res
+        self.port = free_port()
+        self.log_path = workdir / "esep-worker.log"
+        self.env = {
+            **os.environ,
+            "ESEP_BROKER": f"kafka://{res.bootstrap}",
+            "ESEP_APP_ID": tag,
+            "ESEP_WORKER_ID": f"{tag}-w1",
+            "ESEP_DATA_DIR": str(workdir / "esep"),
+            "ESEP_WEB_PORT": str(self.port),
+            "ESEP_WEB_BIND": "127.0.0.1",
+            "ESEP_PARTITIONS": str(settings.partitions),
+            "ESEP_REPLICATION": str(settings.replication),
+            "ESEP_BATCH_SIZE": str(settings.batch_size),
+            "ESEP_BATCH_WITHIN_MS": repr(settings.batch_within_s * 1000.0),
+            "ESEP_SESSION_TIMEOUT_S": repr(settings.session_timeout_s),
+            "ESEP_COMMIT_INTERVAL_S": repr(settings.commit_interval_s),
+            "ESEP_LOG_LEVEL": settings.log_level,
+            **{f"ESEP_TOPIC_{k.upper()}": f"{tag}.{v}" for k, v in DEFAULT_TOPICS.items()},
+        }
+        self.settings = Settings.from_env(self.env)
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.proc = self.res.spawn([sys.executable, "-m", "streams.cli", "worker"], self.env, self.log_path)
+
+    async def wait_ready(self, timeout: float = 300.0) -> float:
+        url = f"http://127.0.0.1:{self.port}/ready"
+        while time.monotonic() - self.started < timeout:
+            self.check_alive()
+            if await asyncio.to_thread(_http_ok, url):
+                return time.monotonic() - self.started
+            await asyncio.sleep(0.1)
+        raise BenchError(f"the esep worker was not ready in {timeout:.0f} s:\n{_tail_of(self.log_path)}")
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(f"the esep worker exited ({self.proc.returncode}):\n{_tail_of(self.log_path)}")
+
+    def registry_load_s(self) -> float | None:
+        """The replica's own figure, from its log line `registry replica ready: N records in X s`."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return None
+        m = re.search(r"registry replica ready: (\d+) records in ([0-9.]+) s", text)
+        return float(m.group(2)) if m else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.res.stop_process(self.proc)
+
+
+class Results:
+    """The `orders.results` records seen so far: first record per notification id, Kafka timestamp."""
+
+    def __init__(self):
+        self.first: dict[str, tuple[int, dict]] = {}
+        self.records = 0
+
+    def add(self, recs) -> list[tuple[str, int, dict]]:
+        new = []
+        for rec in recs:
+            self.records += 1
+            value = orjson.loads(rec.value)
+            nid = value["notification_id"]
+            if nid not in self.first:
+                self.first[nid] = (rec.timestamp, value)
+                new.append((nid, rec.timestamp, value))
+        return new
+
+
+async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options, registry: list[dict],
+                     records, workdir: Path, r: RunResult) -> tuple[EsepWorker, Tail, Results]:
+    from .synthetic import summary_of
+    from .topics import ensure_topics
+
+    orders = [rec for rec in records if rec.kind == "order"]
+    expected_ids = {rec.expect["notification_id"] for rec in orders}
+    line_count = {rec.expect["notification_id"]: rec.expect["line_count"] for rec in orders}
+    total_lines = sum(line_count.values())
+    say(f"phase 3/4 esep worker: {len(registry):,} registry persons, {len(orders):,} orders of {opts.lines} lines "
+        f"= {total_lines:,} lines (+{len(records) - len(orders)} repeats/malformed records)")
+    worker = EsepWorker(res, settings, tag, workdir)
+    res.groups.append(tag)
+    ensure_topics(worker.settings, res.bootstrap)
+    topics = worker.settings.topics
+    _wait_leaders(res.bootstrap, [getattr(topics, k) for k in DEFAULT_TOPICS])
+    await _produce(res.bootstrap, ((topics.registry_persons, p["iin"].encode(), orjson.dumps(p)) for p in registry),
+                   "registry persons")
+    await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in records),
+                   "notification records")
+    tail = await Tail(res.bootstrap, [topics.order_results]).start()
+    results = Results()
+    worker.start()
+    ready_s = await worker.wait_ready()
+    profiler = _start_profiler(res, worker, opts.profile_dir, tag) if opts.profile_dir is not None else None
+    ready_at_ms = time.time() * 1000
+    r.worker_ready_s = ready_s
+    r.registry_load_s = worker.registry_load_s()
+    say(f"  worker ready in {ready_s:.1f} s (registry replica loaded in "
+        f"{r.registry_load_s if r.registry_load_s is not None else float('nan'):.1f} s)")
+    last_new = time.monotonic()
+    last_report = time.monotonic()
+    first_ts = last_ts = None
+    done_lines = 0
+    while not expected_ids.issubset(results.first):
+        worker.check_alive()
+        new = results.add(await tail.poll(500))
+        for nid, ts, value in new:
+            first_ts = ts if first_ts is None else min(first_ts, ts)
+            last_ts = ts if last_ts is None else max(last_ts, ts)
+            done_lines += value["lines_total"]
+        now = time.monotonic()
+        if new:
+            last_new = now
+        elif now - last_new > 120:
+            missing = len(expected_ids - set(results.first))
+            raise BenchError(f"no new result in 120 s, {missing:,} orders without one:\n{_tail_of(worker.log_path)}")
+        if now - last_report >= 2.0 and first_ts is not None:
+            last_report = now
+            seconds = max(1e-3, (last_ts - first_ts) / 1000)
+            say(f"  esep: {len(results.first):,}/{len(expected_ids):,} orders, {done_lines:,} lines "
+                f"({done_lines / seconds:,.0f} lines/s)")
+    if profiler is not None:
+        _stop_profiler(res, profiler)
+    firsts = sorted((ts, value["lines_total"]) for nid, (ts, value) in results.first.items() if nid in expected_ids)
+    seconds = max(1e-3, (firsts[-1][0] - firsts[0][0]) / 1000)
+    r.esep_orders = len(expected_ids)
+    r.esep_lines = total_lines
+    r.esep_seconds = seconds
+    # The first result's lines were decided before the clock started: leave them out of the rate.
+    r.esep_lines_per_s = (total_lines - firsts[0][1]) / seconds
+    r.esep_lines_per_s_from_ready = total_lines / max(1e-3, (firsts[-1][0] - ready_at_ms) / 1000)
+    ours = [value for nid, (ts, value) in results.first.items() if nid in expected_ids]
+    r.lines_posted = sum(v["lines_posted"] for v in ours)
+    r.lines_refunded = sum(v["lines_refunded"] for v in ours)
+    r.results = results.records
+    expected = summary_of(records)
+    r.results_match_expected = (r.lines_posted == expected["lines_posted"]
+                                and r.lines_refunded == expected["lines_refunded"]
+                                and len(ours) == expected["orders"])
+    r.registry_persons = len(registry)
+    check = ("as expected" if r.results_match_expected else
+             f"NOT the expected {expected['lines_posted']:,} + {expected['lines_refunded']:,}")
+    say(f"  esep: {len(ours):,} orders, {total_lines:,} lines ({r.lines_posted:,} posted + {r.lines_refunded:,} "
+        f"refunded, {check}) in {seconds:.2f} s = {r.esep_lines_per_s:,.0f} lines/s")
+    return worker, tail, results
+
+
+def _start_profiler(res: Resources, worker: EsepWorker, out_dir: Path, tag: str):
+    """py-spy on the worker while it posts (phase 3), as collapsed stacks (one sampler: it costs CPU)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{tag}-worker.collapsed.txt"
+    proc = res.spawn([spy, "record", "--pid", str(worker.proc.pid), "--rate", "200", "--format", "raw",
+                      "--nonblocking", "-o", str(path)], dict(os.environ), out_dir / f"{tag}-py-spy.log")
+    return proc, path
+
+
+def _stop_profiler(res: Resources, profiler) -> None:
+    proc, path = profiler
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+    res.stop_process(proc)
+    if path.exists():
+        say(f"  profile of the worker (py-spy, collapsed stacks) written to {path}")
+        for line in profile_summary(path):
+            say(f"    {line}")
+
+
+def profile_summary(path: Path, top: int = 15) -> list[str]:
+    """The functions with the most samples, inclusive and self, from py-spy's collapsed stacks."""
+    inclusive: dict[str, int] = {}
+    self_: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+        self_[frames[-1]] = self_.get(frames[-1], 0) + n
+    if not total:
+        return ["(no samples)"]
+    out = [f"{total:,} samples; top by self time:"]
+    out += [f"{100 * n / total:5.1f}%  {f}" for f, n in sorted(self_.items(), key=lambda x: -x[1])[:top]]
+    out.append("top by inclusive time:")
+    out += [f"{100 * n / total:5.1f}%  {f}" for f, n in sorted(inclusive.items(), key=lambda x: -x[1])[:top]]
+    return out
+
+
+async def phase_latency(res: Resources, tag: str, opts: Options, registry: list[dict], worker: EsepWorker,
+                        tail: Tail, results: Results, rep: int, r: RunResult) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from rules.calendar import ALMATY
+
+    from .synthetic import Scenario, make_orders
+
+    orders_per_s = r.esep_lines_per_s / opts.lines
+    rate = max(0.5, orders_per_s / 2.0)
+    n = opts.latency_orders or max(1, round(rate * opts.latency_seconds))
+    say(f"phase 4/4 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
+        f"~{n / rate:.0f} s")
+    now = datetime.now(ALMATY)
+    batch = [rec for rec in make_orders(registry, n, opts.lines, SEED + 1000 + rep, Scenario.benchmark(),
+                                        received_at=lambda: now, id_prefix=f"LAT{rep}")
+             if rec.kind == "order"]
+    topic = worker.settings.topics.credit_notifications
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def collect() -> None:
+        while True:
+            for nid, ts, _ in results.add(await tail.poll(200)):
+                t0 = sent.get(nid)
+                if t0 is not None:
+                    latencies.append(ts - t0 * 1000.0)
+
+    producer = AIOKafkaProducer(bootstrap_servers=res.bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    collector = asyncio.ensure_future(collect())
+    try:
+        tick = 0.05
+        start = time.monotonic()
+        i = 0
+        last_report = start
+        pending = []
+        while i < len(batch):
+            due = min(len(batch), int((time.monotonic() - start) * rate) + 1)
+            while i < due:
+                rec = batch[i]
+                sent[rec.expect["notification_id"]] = time.time()
+                pending.append(await producer.send(topic, rec.value, key=rec.key))
+                i += 1
+            if time.monotonic() - last_report >= 3.0:
+                last_report = time.monotonic()
+                done = sorted(latencies)
+                say(f"  latency: sent {i:,}/{len(batch):,}, {len(done):,} results, p50 {percentile(done, 50):.0f} ms "
+                    f"p99 {percentile(done, 99):.0f} ms")
+            worker.check_alive()
+            await asyncio.sleep(tick)
+        r.latency_sent_seconds = time.monotonic() - start
+        await asyncio.gather(*pending)
+        deadline = time.monotonic() + 60
+        while len(latencies) < len(batch):
+            worker.check_alive()
+            if collector.done():
+                collector.result()
+            if time.monotonic() > deadline:
+                raise BenchError(f"latency phase: {len(batch) - len(latencies)} orders without a result after 60 s")
+            await asyncio.sleep(0.1)
+    finally:
+        collector.cancel()
+        try:
+            await collector
+        except (asyncio.CancelledError, Exception):
+            pass
+        await producer.stop()
+    done = sorted(latencies)
+    r.latency_orders = len(done)
+    r.latency_rate_orders_per_s = rate
+    r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms = (percentile(done, 50), percentile(done, 90), percentile(done, 99),
+                                              done[-1])
+    say(f"  latency over {len(done):,} orders: p50 {r.p50_ms:.0f} ms, p90 {r.p90_ms:.0f} ms, "
+        f"p99 {r.p99_ms:.0f} ms, max {r.max_ms:.0f} ms")
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+
+async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunResult]:
+    from rules.calendar import ALMATY
+
+    from .synthetic import Scenario, make_orders, make_registry
+
+    t = time.monotonic()
+    registry = make_registry(opts.persons, SEED)
+    now = datetime.now(ALMATY)
+    records = make_orders(registry, opts.orders, opts.lines, SEED, Scenario.benchmark(), received_at=lambda: now,
+                          id_prefix="BENCH")
+    messages = _line_messages([rec for rec in records if rec.kind == "order"])
+    say(f"generated {len(registry):,} persons and {opts.orders:,} orders ({len(messages):,} lines) "
+        f"in {time.monotonic() - t:.1f} s")
+    runs = []
+    for rep in range(opts.runs):
+        if opts.runs > 1:
+            say(f"=== run {rep + 1} of {opts.runs}")
+        tag = f"{PREFIX}-{res.run_id}-{rep}"
+        workdir = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
+        res.temp_dirs.append(workdir)
+        r = RunResult()
+        await phase_raw(res, settings, tag, messages, r)
+        await phase_naive(res, settings, tag, messages, opts.naive_lines, workdir, r)
+        if rep > 0:  # fresh ids and received_at for the next worker
+            now = datetime.now(ALMATY)
+            records = make_orders(registry, opts.orders, opts.lines, SEED + rep, Scenario.benchmark(),
+                                  received_at=lambda: now, id_prefix=f"BENCH{rep}")
+        worker, tail, results = await phase_esep(res, settings, tag, opts, registry, records, workdir, r)
+        try:
+            await phase_latency(res, tag, opts, registry, worker, tail, results, rep, r)
+        finally:
+            await tail.stop()
+            worker.stop()
+        runs.append(r)
+    return runs
+
+
+def _median(runs: list[RunResult], name: str) -> float:
+    return statistics.median(getattr(r, name) for r in runs)
+
+
+def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: str) -> dict:
+    lines_per_s = _median(runs, "esep_lines_per_s")
+    raw = _median(runs, "raw_lines_per_s")
+    naive = _median(runs, "naive_lines_per_s")
+    p50, p99 = _median(runs, "p50_ms"), _median(runs, "p99_ms")
+    vs_naive = lines_per_s / naive if naive else float("inf")
+    vs_raw = lines_per_s / raw if raw else 0.0
+    return {
+        "lines_per_s": round(lines_per_s, 1),
+        "raw_ceiling_lines_per_s": round(raw, 1),
+        "naive_faust_lines_per_s": round(naive, 1),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        "ratio_vs_naive": round(vs_naive, 2),
+        "ratio_vs_raw": round(vs_raw, 3),
+        "targets": {"vs_naive": TARGET_VS_NAIVE, "vs_raw": TARGET_VS_RAW, "p99_ms": TARGET_P99_MS},
+        "pass": {"vs_naive": vs_naive >= TARGET_VS_NAIVE, "vs_raw": vs_raw >= TARGET_VS_RAW,
+                 "p99_ms": p99 <= TARGET_P99_MS},
+        "orders": opts.orders,
+        "lines_per_order": opts.lines,
+        "lines": opts.orders * opts.lines,
+        "persons": opts.persons,
+        "runs": len(runs),
+        "all_orders_have_results": all(r.esep_orders == opts.orders for r in runs),
+        "results_match_expected": all(r.results_match_expected for r in runs),
+        "lines_posted": runs[-1].lines_posted,
+        "lines_refunded": runs[-1].lines_refunded,
+        "registry_load_s": (statistics.median(x.registry_load_s for x in runs if x.registry_load_s is not None)
+                            if any(x.registry_load_s is not None for x in runs) else None),
+        "worker_ready_s": round(_median(runs, "worker_ready_s"), 2),
+        "naive_store": "memory",
+        "naive_lines": runs[-1].naive_lines,
+        "naive_capped": runs[-1].naive_capped,
+        "latency_orders": runs[-1].latency_orders,
+        "latency_rate_orders_per_s": round(runs[-1].latency_rate_orders_per_s, 1),
+        "worker": {"batch_size": settings.batch_size, "batch_within_ms": settings.batch_within_s * 1000,
+                   "partitions": settings.partitions},
+        "broker": broker,
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "per_run": [asdict(r) for r in runs],
+    }
+
+
+def render(summary: dict, runs: list[RunResult]) -> str:
+    med = f" (median of {len(runs)} runs)" if len(runs) > 1 else ""
+    raw, naive, esep = (summary["raw_ceiling_lines_per_s"], summary["naive_faust_lines_per_s"],
+                        summary["lines_per_s"])
+    mark = {True: "PASS", False: "MISS"}
+    rows = [
+        (f"raw aiokafka loop (ceiling, median of {RAW_PASSES})", runs[-1].raw_lines, _median(runs, "raw_seconds"), raw,
+         f"esep needs >= {TARGET_VS_RAW}x = {TARGET_VS_RAW * raw:,.0f}"),
+        ("naive faust, 1 event/line, memory store", runs[-1].naive_lines, _median(runs, "naive_seconds"), naive,
+         f"esep needs >= {TARGET_VS_NAIVE:.0f}x = {TARGET_VS_NAIVE * naive:,.0f}"
+         + (f"; {runs[-1].naive_capped}" if runs[-1].naive_capped else "")),
+        ("esep worker (1 worker)", runs[-1].esep_lines, _median(runs, "esep_seconds"), esep,
+         f"{summary['ratio_vs_naive']:.1f}x naive {mark[summary['pass']['vs_naive']]}, "
+         f"{summary['ratio_vs_raw']:.2f}x raw {mark[summary['pass']['vs_raw']]}"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    out = [f"esep bench{med}: {summary['orders']:,} orders x {summary['lines_per_order']} lines, "
+           f"{summary['persons']:,} registry persons, broker {summary['broker']}, {summary['machine']['cores']} cores",
+           "",
+           f"{'implementation':<{w}} | {'lines':>9} | {'seconds':>8} | {'lines/s':>9} | vs target",
+           f"{'-' * w}-+-{'-' * 9}-+-{'-' * 8}-+-{'-' * 9}-+-{'-' * 40}"]
+    for name, lines, seconds, rate, note in rows:
+        out.append(f"{name:<{w}} | {lines:>9,} | {seconds:>8.2f} | {rate:>9,.0f} | {note}")
+    out += [
+        "",
+        f"latency at half rate ({summary['latency_orders']:,} orders at {summary['latency_rate_orders_per_s']:,.1f}"
+        f" orders/s): p50 {summary['p50_ms']:.0f} ms, p99 {summary['p99_ms']:.0f} ms "
+        f"(target <= {TARGET_P99_MS:.0f} ms: {mark[summary['pass']['p99_ms']]})",
+        f"lines_per_s / naive = {summary['ratio_vs_naive']:.2f} (target >= {TARGET_VS_NAIVE:.0f}: "
+        f"{mark[summary['pass']['vs_naive']]})",
+        f"lines_per_s / raw   = {summary['ratio_vs_raw']:.3f} (target >= {TARGET_VS_RAW}: "
+        f"{mark[summary['pass']['vs_raw']]})",
+        f"results: every order got one: {'yes' if summary['all_orders_have_results'] else 'NO'}; "
+        f"{summary['lines_posted']:,} lines posted + {summary['lines_refunded']:,} refunded "
+        f"({'as expected by construction' if summary['results_match_expected'] else 'NOT as expected'})",
+        f"registry: {summary['persons']:,} persons loaded in {summary['registry_load_s'] or float('nan'):.1f} s; "
+        f"worker ready {summary['worker_ready_s']:.1f} s after start",
+        f"worker: ESEP_BATCH_SIZE={summary['worker']['batch_size']}, "
+        f"ESEP_BATCH_WITHIN_MS={summary['worker']['batch_within_ms']:g}, {summary['worker']['partitions']} partitions",
+    ]
+    if not all(summary["pass"].values()):
+        out.append("a target was missed: profile the worker (ESEP_BENCH_PROFILE=<dir> esep bench runs py-spy on it)")
+    return "\n".join(out)
+
+
+def _resolve_broker(settings: Settings, res: Resources) -> tuple[str, str]:
+    if settings.broker:
+        from .settings import strip_scheme
+
+        return strip_scheme(settings.broker), "external (ESEP_BROKER)"
+    import localkafka
+
+    running = localkafka.status(settings.kafka_dir)
+    if running is not None:
+        say(f"using the local Kafka {running.version} already running at {running.bootstrap} (left running)")
+        return running.bootstrap, f"local Kafka {running.version}"
+    say(f"starting a local Kafka {settings.kafka_version} under {settings.kafka_dir}")
+    info = localkafka.start(settings.kafka_dir, version=settings.kafka_version, log=lambda m: say(m))
+    res.broker_dir = settings.kafka_dir
+    return info.bootstrap, f"local Kafka {info.version}"
+
+
+def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: int = 100_000,
+              out: str | os.PathLike | None = "bench-results/bench.json", runs: int = 1, *,
+              naive_lines: int | None = None, latency_orders: int | None = None,
+              latency_seconds: float = LATENCY_SECONDS, profile_dir: str | os.PathLike | None = None) -> int:
+    """Run the benchmark, print the table, write the JSON to `out`. 0 when the run completed (targets
+    met or not), 1 when it could not. Unset keyword options fall back to ESEP_BENCH_NAIVE_LINES,
+    ESEP_BENCH_LATENCY_ORDERS and ESEP_BENCH_PROFILE."""
+    for name, value in (("orders", orders), ("lines", lines), ("persons", persons), ("runs", runs)):
+        if value < 1:
+            say(f"error: {name} must be at least 1, not {value}")
+            return 2
+    try:
+        opts = Options(
+            orders=orders, lines=lines, persons=persons, runs=runs,
+            naive_lines=naive_lines if naive_lines is not None else _env_int("ESEP_BENCH_NAIVE_LINES"),
+            latency_orders=latency_orders if latency_orders is not None else _env_int("ESEP_BENCH_LATENCY_ORDERS"),
+            latency_seconds=latency_seconds,
+            profile_dir=_profile_dir(profile_dir),
+        )
+    except BenchError as exc:
+        say(f"error: {exc}")
+        return 2
+    res = Resources(run_id=f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}")
+    previous_term = _sigterm_as_interrupt()
+    # aiokafka warns on every retried produce while a new topic's leaders settle: noise here.
+    client_log = logging.getLogger("aiokafka")
+    previous_level = client_log.level
+    client_log.setLevel(logging.ERROR)
+    try:
+        bootstrap, broker = _resolve_broker(settings, res)
+        res.bootstrap = bootstrap
+        say(f"run {res.run_id} on {bootstrap}; worker batch {settings.batch_size} within "
+            f"{settings.batch_within_s * 1000:g} ms")
+        results = asyncio.run(_bench(res, settings, opts))
+        summary = summarize(results, opts, settings, broker)
+        print()
+        print(render(summary, results), flush=True)
+        if out:
+            path = Path(out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+            print(f"\nJSON written to {path}", flush=True)
+        return 0
+    except BenchError as exc:
+        say(f"error: {exc}")
+        return 1
+    finally:
+        res.close()
+        client_log.setLevel(previous_level)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _profile_dir(given) -> Path | None:
+    chosen = given or os.environ.get("ESEP_BENCH_PROFILE")
+    return Path(chosen) if chosen else None
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM stops the run like Ctrl-C does, so that `finally` stops what it started."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m streams.bench`: the same as `esep bench`, with the options the CLI does not have yet."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m streams.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--orders", type=int, default=5000)
+    p.add_argument("--lines", type=int, default=20, help="lines per order")
+    p.add_argument("--persons", type=int, default=100_000, help="registry size")
+    p.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
+    p.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
+    p.add_argument("--naive-lines", type=int, default=None, help="cap the naive faust reference at this many lines")
+    p.add_argument("--latency-orders", type=int, default=None, help="orders of the latency phase (default ~15 s)")
+    p.add_argument("--latency-seconds", type=float, default=LATENCY_SECONDS)
+    p.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker during phase 3")
+    args = p.parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
+                         runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
+                         latency_seconds=args.latency_seconds, profile_dir=args.profile)
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
