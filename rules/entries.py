@@ -9,7 +9,7 @@ from datetime import datetime
 from . import codes
 from .calendar import ALMATY
 from .money import format_tiyn, parse_amount
-from .posting import POSTED, OrderDecision, line_period
+from .posting import POSTED, REFUNDED, OrderDecision, line_period
 
 SCHEMA_VERSION = 1
 
@@ -76,7 +76,7 @@ def posted_entries(order, decision: OrderDecision, posted_at: str) -> list[tuple
 
 
 def _refund_lines(order, decision: OrderDecision) -> list[dict]:
-    reasons = {d.line_no: d.reason for d in decision.lines if d.outcome != POSTED}
+    reasons = {d.line_no: d.reason for d in decision.lines if d.outcome == REFUNDED}
     out = []
     # Lines in the order's own sequence; a duplicate line_no (a whole-order refund) repeats the reason.
     for line in order.lines:
@@ -100,6 +100,7 @@ def _refund_lines(order, decision: OrderDecision) -> list[dict]:
 
 
 def refunded_tiyn(order, decision: OrderDecision) -> int:
+    assert decision.complete, "a refund is only known once every line is decided"
     if decision.order_reason is not None:
         return parse_amount(order.total_amount)
     lines = {line.line_no: line for line in order.lines}
@@ -153,3 +154,31 @@ def order_result(order, decision: OrderDecision, decided_at: str) -> dict:
         "amount_refunded": format_tiyn(refunded),
         "decided_at": decided_at,
     }
+
+
+def deceased_alerts(order, decision: OrderDecision, created_at: str) -> list[tuple[str, dict]]:
+    """(key, alert) for every decided line naming a person the registry records as dead, posted
+    (a period before the death) or refunded DECEASED: the Fund suspends survivor payments on it."""
+    lines = {line.line_no: line for line in order.lines}
+    out = []
+    for d in decision.lines:
+        if d.person is None or d.person.death_date is None or d.outcome not in (POSTED, REFUNDED):
+            continue
+        line = lines[d.line_no]
+        out.append((line.iin, {
+            "schema_version": SCHEMA_VERSION,
+            "alert_id": f"{order.notification_id}/{d.line_no}",
+            "iin": line.iin,
+            "death_date": d.person.death_date,
+            "notification_id": order.notification_id,
+            "line_no": d.line_no,
+            "knp": order.knp,
+            "period": line_period(line, order),
+            "amount": format_tiyn(parse_amount(line.amount)),
+            "outcome": "posted" if d.outcome == POSTED else "refunded",
+            "reason": d.reason,
+            "payer_bin_iin": order.payer.bin_iin,
+            "received_at": business_instant(order.received_at),
+            "created_at": created_at,
+        }))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from . import codes
 from .calendar import default_calendar
@@ -15,6 +15,7 @@ from .names import normalize_name
 
 POSTED = "P"
 REFUNDED = "R"
+HELD = "H"  # waiting for the registry (registry-lag hold): decided later, once
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +35,10 @@ class Person:
 @dataclass(frozen=True, slots=True)
 class LineDecision:
     line_no: int
-    outcome: str  # POSTED or REFUNDED
-    reason: str | None = None
-    # The registry's spelling at decision time: re-emissions must not depend on later registry changes.
+    outcome: str  # POSTED, REFUNDED or HELD
+    reason: str | None = None  # for HELD: the reason it would be refunded with now
+    # The registry's record at decision time (posted lines, and refunded ones of a deceased person):
+    # re-emissions must not depend on later registry changes.
     person: Person | None = None
 
 
@@ -52,6 +54,15 @@ class OrderDecision:
     @property
     def refunded(self) -> tuple[LineDecision, ...]:
         return tuple(d for d in self.lines if d.outcome == REFUNDED)
+
+    @property
+    def held(self) -> tuple[LineDecision, ...]:
+        return tuple(d for d in self.lines if d.outcome == HELD)
+
+    @property
+    def complete(self) -> bool:
+        """Every line decided: the refund and the result can be emitted."""
+        return all(d.outcome != HELD for d in self.lines)
 
 
 def order_check(order) -> str | None:
@@ -114,9 +125,20 @@ def registry_check(line, person: Person | None, period: tuple[int, int]) -> str 
     return None
 
 
-def decide_order(order, persons: Mapping[str, Person | None]) -> OrderDecision:
+def _line_outcome(line, order, person: Person | None, hold: bool) -> LineDecision:
+    reason = registry_check(line, person, parse_period(line_period(line, order)))
+    if reason is None:
+        return LineDecision(line.line_no, POSTED, None, person)
+    if hold and reason in codes.REGISTRY_LAG_REASONS:
+        return LineDecision(line.line_no, HELD, reason)
+    # A deceased person's record is kept with the refund: the Fund is alerted from it.
+    return LineDecision(line.line_no, REFUNDED, reason, person if reason == codes.DECEASED else None)
+
+
+def decide_order(order, persons: Mapping[str, Person | None], hold: bool = False) -> OrderDecision:
     """Decide every line of `order`; `persons` maps each IIN of the order to its registry record
-    (missing or None: not in the registry)."""
+    (missing or None: not in the registry). With `hold`, a line that fails only on what a late
+    registry record can cure (IIN_NOT_FOUND, NAME_MISMATCH, BIRTH_DATE_MISMATCH) is HELD instead."""
     order_reason = order_check(order)
     if order_reason is not None:
         return OrderDecision(
@@ -126,15 +148,34 @@ def decide_order(order, persons: Mapping[str, Person | None]) -> OrderDecision:
     decisions = []
     for line in order.lines:
         reason = static_line_check(line, order, receipt_month)
-        person = None
         if reason is None:
-            person = persons.get(line.iin)
-            reason = registry_check(line, person, parse_period(line_period(line, order)))
-        if reason is None:
-            decisions.append(LineDecision(line.line_no, POSTED, None, person))
+            decisions.append(_line_outcome(line, order, persons.get(line.iin), hold))
         else:
             decisions.append(LineDecision(line.line_no, REFUNDED, reason))
     return OrderDecision(None, tuple(decisions))
+
+
+def recheck_held(order, decision: OrderDecision, persons: Mapping[str, Person | None],
+                 final: bool) -> OrderDecision:
+    """Re-check the held lines against the registry as it is now. A match is posted; a line still
+    failing stays held, or, when `final` (the hold's cut-off passed), is refunded with this
+    check's reason. Lines already decided never change."""
+    if not decision.held:
+        return decision
+    lines = {line.line_no: line for line in order.lines}
+    out = []
+    for d in decision.lines:
+        if d.outcome != HELD:
+            out.append(d)
+            continue
+        line = lines[d.line_no]
+        out.append(_line_outcome(line, order, persons.get(line.iin), hold=not final))
+    return OrderDecision(decision.order_reason, tuple(out))
+
+
+def hold_cutoff(received_at: datetime, margin: timedelta) -> datetime:
+    """When a held line must be decided: `margin` before the receipt's business-day deadline."""
+    return default_calendar().receipt_deadline(received_at) - margin
 
 
 def iins_to_look_up(order) -> list[str]:
@@ -145,6 +186,9 @@ def iins_to_look_up(order) -> list[str]:
 __all__ = [
     "POSTED",
     "REFUNDED",
+    "HELD",
+    "recheck_held",
+    "hold_cutoff",
     "Person",
     "LineDecision",
     "OrderDecision",

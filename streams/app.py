@@ -17,7 +17,7 @@ from monitoring import metrics
 from tables.decisions import ChangelogReader, DecisionStore
 from tables.registry import RegistryReplica, RegistryStore
 
-from .processor import PostingProcessor, dead_letter, utc_now
+from .processor import HoldPolicy, PostingProcessor, dead_letter, utc_now
 from .records import InputRecord, OutputRecord
 from .settings import Settings
 
@@ -52,6 +52,8 @@ class Runtime:
         self.processor: PostingProcessor | None = None
         self.replica: RegistryReplica | None = None
         self.changelog: ChangelogReader | None = None
+        self.changed_iins: set[str] = set()
+        self.registry_changed = asyncio.Event()
 
     async def start(self) -> None:
         s = self.settings
@@ -60,9 +62,34 @@ class Runtime:
         sink = FaustSink(self.app)
         self.changelog = ChangelogReader(decisions, self.bootstrap, s.topics.decisions)
         await self.changelog.start()
+        hold = HoldPolicy(enabled=s.pending == "business-day", margin=timedelta(minutes=s.hold_cutoff_min))
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink,
-                                          owned_partitions=self.owned_partitions)
-        self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons, self._registry_dead_letter)
+                                          owned_partitions=self.owned_partitions, hold=hold)
+        self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons, self._registry_dead_letter,
+                                       on_change=self.on_registry_change)
+
+    def on_registry_change(self, iins) -> None:
+        self.changed_iins.update(iins)
+        self.registry_changed.set()
+
+    async def run_holds(self) -> None:
+        """Re-check held lines when a person changes in the registry, and at every tick for the
+        cut-offs that passed (business deadlines against the worker's clock)."""
+        await self.ready.wait()
+        while True:
+            try:
+                await asyncio.wait_for(self.registry_changed.wait(), timeout=self.settings.hold_check_s)
+            except asyncio.TimeoutError:
+                pass
+            self.registry_changed.clear()
+            changed, self.changed_iins = self.changed_iins, set()
+            try:
+                await self.processor.recheck(changed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("re-checking held lines failed; retrying at the next tick")
+                self.changed_iins.update(changed)
 
     def observe_lag(self) -> None:
         if self.processor is None:
@@ -202,6 +229,10 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
         metrics.rebalances.inc()
         metrics.partitions_owned.set(
             sum(1 for tp in assigned if tp.topic == settings.topics.credit_notifications))
+
+    @app.task
+    async def registry_lag_hold() -> None:
+        await runtime.run_holds()
 
     @app.timer(interval=5.0)
     async def observe_lag() -> None:

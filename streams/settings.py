@@ -15,8 +15,12 @@ DEFAULT_TOPICS = {
     "refunds": "refunds.to-payers",
     "order_results": "orders.results",
     "dead_letters": "errors.dead-letters",
+    "deceased_alerts": "alerts.deceased-contributions",
+    "registry_changes": "registry.changes",
     "decisions": "esep.decisions",
+    "registry_history": "esep.registry-history",
 }
+PENDING_MODES = ("business-day", "off")
 
 
 class SettingsError(ValueError):
@@ -50,6 +54,13 @@ def _float(name: str, default: float, minimum: float = 0.0, environ: Mapping[str
     return value
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str:
+    value = _env(name, default, environ)
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Topics:
     credit_notifications: str
@@ -58,7 +69,10 @@ class Topics:
     refunds: str
     order_results: str
     dead_letters: str
+    deceased_alerts: str
+    registry_changes: str
     decisions: str
+    registry_history: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":
@@ -81,6 +95,9 @@ class Settings:
     commit_interval_s: float
     kafka_version: str
     log_level: str
+    pending: str
+    hold_cutoff_min: float
+    hold_check_s: float
     topics: Topics = field(default_factory=Topics.from_env)
 
     @classmethod
@@ -101,6 +118,9 @@ class Settings:
             commit_interval_s=_float("ESEP_COMMIT_INTERVAL_S", 2.8, 0.1, e),
             kafka_version=_env("ESEP_KAFKA_VERSION", "3.9.1", e),
             log_level=_env("ESEP_LOG_LEVEL", "info", e).lower(),
+            pending=_choice("ESEP_PENDING", "business-day", PENDING_MODES, e),
+            hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", 30.0, 0.0, e),
+            hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
             topics=Topics.from_env(e),
         )
 

@@ -33,6 +33,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.refunds, n),
         TopicSpec(t.order_results, n),
         TopicSpec(t.dead_letters, n),
+        TopicSpec(t.deceased_alerts, n),
+        TopicSpec(t.registry_changes, n),
+        # Person histories follow the registry's partitioning (same key, same partition count).
+        TopicSpec(t.registry_history, n, compacted=True),
     ]
 
 

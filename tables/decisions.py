@@ -24,27 +24,42 @@ from .rocks import new_batch, open_store, put_offset, read_offsets
 
 log = logging.getLogger("esep.decisions")
 DECISION_PREFIX = b"d/"
+OPEN_PREFIX = b"h/"
+HELD_IIN_PREFIX = b"i/"
 RECORD_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
+    """How a notification was decided. While lines are held (registry-lag hold) it also carries the
+    order as received and the hold's cut-off, so the order can be finished without its input."""
+
     notification_id: str
     partition: int
     offset: int
-    decision: OrderDecision
+    decision: OrderDecision | None
+    order_raw: bytes | None = None  # kept while lines are held, and until their outputs are sent
+    cutoff: float | None = None  # epoch seconds: when held lines must be decided
+    received: float | None = None  # epoch seconds of received_at (the age of a held line)
+    emit_pending: bool = False  # decided outside the input stream: outputs not yet acknowledged
 
     def encode(self) -> bytes:
         lines = []
         for d in self.decision.lines:
-            if d.outcome == POSTED:
+            item = [d.line_no, d.outcome, d.reason]
+            if d.person is not None:
                 p = d.person
-                lines.append([d.line_no, d.outcome, p.surname, p.name, p.patronymic, p.birth_date, p.death_date])
-            else:
-                lines.append([d.line_no, d.outcome, d.reason])
-        return orjson.dumps(
-            {"v": RECORD_VERSION, "src": [self.partition, self.offset], "r": self.decision.order_reason, "l": lines}
-        )
+                item += [p.surname, p.name, p.patronymic, p.birth_date, p.death_date]
+            lines.append(item)
+        obj = {"v": RECORD_VERSION, "src": [self.partition, self.offset], "r": self.decision.order_reason,
+               "l": lines}
+        if self.order_raw is not None:
+            obj["o"] = self.order_raw.decode("utf-8")
+            obj["c"] = self.cutoff
+            obj["t"] = self.received
+        if self.emit_pending:
+            obj["e"] = True
+        return orjson.dumps(obj)
 
     @classmethod
     def decode(cls, notification_id: str, raw: bytes) -> "DecisionRecord":
@@ -53,16 +68,22 @@ class DecisionRecord:
             raise ValueError(f"decision record version {obj.get('v')!r} is not {RECORD_VERSION}")
         lines = []
         for item in obj["l"]:
-            if item[1] == POSTED:
-                lines.append(LineDecision(item[0], POSTED, None, Person(*item[2:7])))
-            else:
-                lines.append(LineDecision(item[0], item[1], item[2]))
+            person = Person(*item[3:8]) if len(item) > 3 else None
+            lines.append(LineDecision(item[0], item[1], item[2], person))
         partition, offset = obj["src"]
-        return cls(notification_id, partition, offset, OrderDecision(obj["r"], tuple(lines)))
+        order_raw = obj["o"].encode("utf-8") if "o" in obj else None
+        return cls(notification_id, partition, offset, OrderDecision(obj["r"], tuple(lines)), order_raw,
+                   obj.get("c"), obj.get("t"), bool(obj.get("e")))
+
+    @property
+    def open(self) -> bool:
+        return self.decision is not None and not self.decision.complete
 
 
 class DecisionStore:
-    """Local cache of the decisions changelog: records by notification_id, plus changelog offsets."""
+    """Local cache of the decisions changelog: records by notification_id, changelog offsets, and
+    two indexes derived from the records as they are applied (so a restore rebuilds them):
+    open orders (`h/`: partition, cut-off, received, held lines) and held lines by IIN (`i/`)."""
 
     def __init__(self, path: Path):
         self.db = open_store(path)
@@ -78,11 +99,59 @@ class DecisionStore:
 
     def apply(self, entries: list[tuple[str, bytes]], next_offsets: dict[int, int]) -> None:
         batch = new_batch()
-        for nid, raw in entries:
+        previous = self.db.get([DECISION_PREFIX + nid.encode() for nid, _ in entries]) if entries else []
+        for (nid, raw), old in zip(entries, previous):
+            if old is not None and (b'"o":' in old):
+                self._unindex(batch, DecisionRecord.decode(nid, old))
             batch.put(DECISION_PREFIX + nid.encode(), raw)
+            if b'"o":' in raw:  # only records of orders that had held lines carry the order
+                self._index(batch, DecisionRecord.decode(nid, raw))
         for partition, offset in next_offsets.items():
             put_offset(batch, partition, offset)
         self.db.write(batch)
+
+    @staticmethod
+    def _held_iins(record: DecisionRecord) -> set[str]:
+        order = orjson.loads(record.order_raw)
+        held = {d.line_no for d in record.decision.held}
+        return {ln["iin"] for ln in order["lines"] if ln["line_no"] in held}
+
+    def _index(self, batch, record: DecisionRecord) -> None:
+        nid = record.notification_id.encode()
+        if record.open or record.emit_pending:
+            batch.put(OPEN_PREFIX + nid, orjson.dumps(
+                [record.partition, record.cutoff, record.received, len(record.decision.held),
+                 record.emit_pending]))
+        for iin in self._held_iins(record):
+            batch.put(HELD_IIN_PREFIX + iin.encode() + b"/" + nid, b"")
+
+    def _unindex(self, batch, record: DecisionRecord) -> None:
+        nid = record.notification_id.encode()
+        batch.delete(OPEN_PREFIX + nid)
+        for iin in self._held_iins(record):
+            batch.delete(HELD_IIN_PREFIX + iin.encode() + b"/" + nid)
+
+    def open_orders(self) -> list[tuple[str, int, float, float, int, bool]]:
+        """(nid, partition, cutoff, received, held lines, emit pending) of every open order."""
+        return [(k[len(OPEN_PREFIX):].decode(), *orjson.loads(v)) for k, v in self._scan(OPEN_PREFIX)]
+
+    def held_by_iin(self, iins) -> set[str]:
+        """Notification ids with a held line for any of `iins`."""
+        out = set()
+        for iin in iins:
+            prefix = HELD_IIN_PREFIX + iin.encode() + b"/"
+            out.update(k[len(prefix):].decode() for k, _ in self._scan(prefix))
+        return out
+
+    def _scan(self, prefix: bytes):
+        it = self.db.iter()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            yield key, it.value()
+            it.next()
 
     def close(self) -> None:
         self.db.close()

@@ -115,8 +115,10 @@ class RegistryReplica:
     """Follows `topic` into `store`; `ready` is set once the replica reached the high watermarks
     noted at start, and posting waits for it."""
 
-    def __init__(self, store: RegistryStore, bootstrap: str, topic: str, dead_letter: DeadLetterFn):
+    def __init__(self, store: RegistryStore, bootstrap: str, topic: str, dead_letter: DeadLetterFn,
+                 on_change: Callable[[set[str]], None] | None = None):
         self.store = store
+        self.on_change = on_change
         self.bootstrap = bootstrap
         self.topic = topic
         self.dead_letter = dead_letter
@@ -177,6 +179,8 @@ class RegistryReplica:
                     metrics.registry_records.labels("upsert" if value is not None else "delete").inc()
                 next_offsets[tp.partition] = records[-1].offset + 1
             self.store.apply(puts, next_offsets)
+            if puts and self.on_change is not None:
+                self.on_change(set(puts))
             positions.update(next_offsets)
             self._check_ready(positions, targets, started)
 
