@@ -1,4 +1,5 @@
-"""Static checks of the Docker files: docker-compose.yml, Dockerfile and .dockerignore.
+"""Static checks of the Docker files: docker-compose.yml, Dockerfile and .dockerignore, and of the
+monitoring files the compose stack mounts (Prometheus' config and rules, Grafana's provisioning).
 
 No Docker engine is needed: the files are parsed and compared with what the application really
 reads (environment variables found in its source, its command line, its default web port).
@@ -12,7 +13,7 @@ import shlex
 import shutil
 import subprocess
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -438,6 +439,165 @@ def test_dockerignore_keeps_the_sources_and_drops_the_rest():
     kept = packages | {"pyproject.toml", "README.md"}
     dropped = kept & patterns
     assert not dropped, f".dockerignore drops what `pip install .` needs: {sorted(dropped)}"
+
+
+# ---- monitoring: Prometheus and Grafana ----------------------------------------------------------
+
+def bind_mounts(service: dict) -> list[tuple[Path, str, bool]]:
+    """(repo path, container path, read-only) of every bind mount from the project tree."""
+    out = []
+    for v in service.get("volumes") or []:
+        if isinstance(v, dict):
+            if v.get("type", "bind") != "bind":
+                continue
+            source, target, ro = str(v.get("source", "")), str(v.get("target", "")), bool(v.get("read_only"))
+        else:
+            parts = str(v).split(":")
+            if len(parts) < 2:
+                continue
+            source, target = parts[0], parts[1]
+            ro = len(parts) > 2 and "ro" in parts[2].split(",")
+        if source.startswith("."):
+            out.append(((ROOT / source).resolve(), target.rstrip("/") or "/", ro))
+    return out
+
+
+def repo_path(service: dict, container_path: str) -> Path | None:
+    """The file of the project tree a container path shows, through the service's bind mounts."""
+    best = None
+    for source, target, _ in bind_mounts(service):
+        if container_path == target or container_path.startswith(target + "/"):
+            if best is None or len(target) > len(best[1]):
+                best = (source, target)
+    if best is None:
+        return None
+    rest = container_path[len(best[1]):].lstrip("/")
+    return best[0] / rest if rest else best[0]
+
+
+def flag(service: dict, name: str, default: str | None = None) -> str | None:
+    """The value of `--name=value` (or `--name value`) in a service's command."""
+    cmd = command_of(service) if service.get("command") is not None else []
+    for i, arg in enumerate(cmd):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and i + 1 < len(cmd):
+            return cmd[i + 1]
+    return default
+
+
+def network_names(service: dict) -> set[str]:
+    """The networks a service joins (Compose's `default` when none is named)."""
+    nets = service.get("networks")
+    if not nets:
+        return {"default"}
+    return set(nets) if isinstance(nets, (list, dict)) else {str(nets)}
+
+
+@pytest.fixture(scope="module")
+def prometheus_config(services) -> tuple[dict, Path]:
+    prometheus = services["prometheus"]
+    config_path = flag(prometheus, "config.file", "/etc/prometheus/prometheus.yml")
+    source = repo_path(prometheus, config_path)
+    assert source is not None and source.is_file(), f"prometheus: {config_path} is not mounted from the repo"
+    return yaml.safe_load(source.read_text(encoding="utf-8")), source
+
+
+def test_bind_mounts_exist_in_the_repo_and_are_read_only(services):
+    for name, service in services.items():
+        for source, target, ro in bind_mounts(service):
+            assert source.exists(), f"{name}: mounts {source.relative_to(ROOT)} which is not in the repo"
+            assert source.is_relative_to(ROOT), f"{name}: mounts {source} from outside the project"
+            assert ro, f"{name}: {source.relative_to(ROOT)} -> {target} should be mounted read-only (:ro)"
+
+
+def test_prometheus_service_loads_the_repo_config_and_rules(services, prometheus_config):
+    prometheus = services["prometheus"]
+    assert prometheus["image"].startswith("prom/prometheus:v2."), (
+        "rules are checked with Debian's promtool 2.x: keep the server on 2.x or re-check them")
+    config, source = prometheus_config
+    assert source == ROOT / "monitoring" / "prometheus" / "prometheus.yml"
+    container_dir = PurePosixPath(flag(prometheus, "config.file", "/etc/prometheus/prometheus.yml")).parent
+    rule_files = config.get("rule_files") or []
+    assert rule_files, "prometheus.yml loads no rule files"
+    mounted_rules = set()
+    for pattern in rule_files:
+        assert not any(c in pattern for c in "*?["), f"rule_files: name the file, not a glob ({pattern})"
+        in_container = str(container_dir / pattern)  # relative paths are relative to the config file
+        file = repo_path(prometheus, in_container)
+        assert file is not None and file.is_file(), f"prometheus: rule file {in_container} is not mounted"
+        mounted_rules.add(file)
+    assert ROOT / "monitoring" / "prometheus" / "rules.yml" in mounted_rules
+    storage = flag(prometheus, "storage.tsdb.path", "/prometheus")
+    assert any(is_named(src) and target.rstrip("/") == storage.rstrip("/")
+               for src, target in volume_sources(prometheus)), f"prometheus: no named volume at {storage}"
+
+
+def test_prometheus_scrapes_every_worker_on_its_web_port(services, prometheus_config):
+    from streams.settings import Settings
+
+    config, _ = prometheus_config
+    jobs = {job["job_name"]: job for job in config.get("scrape_configs") or []}
+    assert "esep" in jobs, "no scrape job named esep (the alert rules select job=\"esep\")"
+    job = jobs["esep"]
+    assert job.get("metrics_path", "/metrics") == "/metrics", "the workers serve /metrics"
+    assert job.get("scheme", "http") == "http"
+    targets = {t for sc in job.get("static_configs") or [] for t in sc.get("targets") or []}
+    default_port = Settings.from_env({}).web_port
+    expected = set()
+    for name, service in worker_services(services).items():
+        host = service.get("hostname", name)
+        port = effective_env(service).get("ESEP_WEB_PORT", str(default_port))
+        expected.add(f"{host}:{port}")
+        assert network_names(service) & network_names(services["prometheus"]), (
+            f"prometheus shares no network with {name}")
+    assert targets == expected, (
+        f"job esep scrapes {sorted(targets)}, the compose workers answer at {sorted(expected)}")
+
+
+def test_grafana_service_provisions_the_datasource_and_dashboard(services):
+    grafana, prometheus = services["grafana"], services["prometheus"]
+    env = env_of(grafana)
+    provisioning = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
+    datasources_dir = repo_path(grafana, f"{provisioning}/datasources")
+    providers_dir = repo_path(grafana, f"{provisioning}/dashboards")
+    assert datasources_dir and datasources_dir.is_dir(), f"grafana: {provisioning}/datasources is not mounted"
+    assert providers_dir and providers_dir.is_dir(), f"grafana: {provisioning}/dashboards is not mounted"
+
+    # The datasource points at the prometheus service's listen port, by its compose name.
+    datasources = [ds for f in sorted(datasources_dir.glob("*.y*ml"))
+                   for ds in yaml.safe_load(f.read_text(encoding="utf-8")).get("datasources") or []]
+    prom = [ds for ds in datasources if ds.get("type") == "prometheus"]
+    assert len(prom) == 1, f"expected one prometheus datasource, found {len(prom)}"
+    listen_port = flag(prometheus, "web.listen-address", ":9090").rsplit(":", 1)[1]
+    assert prom[0]["url"] == f"http://prometheus:{listen_port}", prom[0]["url"]
+    assert prom[0].get("uid"), "the datasource needs a fixed uid: the dashboard refers to it"
+
+    # Every dashboard provider reads a folder mounted from the repo, holding dashboards that use that uid.
+    providers = [p for f in sorted(providers_dir.glob("*.y*ml"))
+                 for p in yaml.safe_load(f.read_text(encoding="utf-8")).get("providers") or []]
+    assert providers, "no dashboard provider"
+    dashboards = []
+    for provider in providers:
+        assert provider.get("type", "file") == "file"
+        folder = repo_path(grafana, provider["options"]["path"].rstrip("/"))
+        assert folder and folder.is_dir(), f"grafana: dashboards folder {provider['options']['path']} is not mounted"
+        dashboards += sorted(folder.glob("*.json"))
+    assert ROOT / "monitoring" / "grafana" / "dashboards" / "esep.json" in dashboards
+    for path in dashboards:
+        text = path.read_text(encoding="utf-8")
+        uids = set(re.findall(r'"type":\s*"prometheus",\s*"uid":\s*"([^"]+)"', text))
+        assert uids == {prom[0]["uid"]}, f"{path.name} uses datasource uids {uids}, provisioned: {prom[0]['uid']}"
+    home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        assert repo_path(grafana, home) in dashboards, f"grafana: home dashboard {home} is not a mounted dashboard"
+
+    # No password in the file: it comes from the environment, with a default meant for a developer only.
+    password = env.get("GF_SECURITY_ADMIN_PASSWORD", "")
+    assert re.fullmatch(r"\$\{[A-Z_]+:-[^}]+\}", password), (
+        "GF_SECURITY_ADMIN_PASSWORD should be ${VARIABLE:-dev default}, not a literal")
+    assert env.get("GF_AUTH_ANONYMOUS_ENABLED", "false") == "false"
+    assert depends_of(grafana).get("prometheus") in ("service_started", "service_healthy")
 
 
 # ---- Docker's own parser, when it is installed -----------------------------------------------------
