@@ -56,6 +56,8 @@ consumer_lag = Gauge("esep_consumer_lag_messages", "Messages behind the high wat
 registry_persons = Gauge("esep_registry_persons", "Persons in the registry replica (estimate)", registry=REGISTRY)
 registry_records = Counter("esep_registry_records_total", "Registry records applied, by kind (upsert, delete, rejected)",
                            ["kind"], registry=REGISTRY)
+registry_changes = Counter("esep_registry_changes_total", "Personal-data changes published, by kind",
+                           ["kind"], registry=REGISTRY)
 registry_ready = Gauge("esep_registry_ready", "1 once the registry replica reached its high watermark",
                        registry=REGISTRY)
 rebalances = Counter("esep_rebalances_total", "Partition assignments received by this worker", registry=REGISTRY)

@@ -14,11 +14,14 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
-from tables.decisions import ChangelogReader, DecisionStore
+from tables.changelog import ChangelogReader
+from tables.decisions import DecisionStore
+from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
 from .processor import HoldPolicy, PostingProcessor, dead_letter, utc_now
 from .records import InputRecord, OutputRecord
+from .registry_changes import RegistryChangePublisher
 from .settings import Settings
 
 log = logging.getLogger("esep.worker")
@@ -65,6 +68,8 @@ class Runtime:
         hold = HoldPolicy(enabled=s.pending == "business-day", margin=timedelta(minutes=s.hold_cutoff_min))
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink,
                                           owned_partitions=self.owned_partitions, hold=hold)
+        self.changes = RegistryChangePublisher(s, self.bootstrap, HistoryStore(s.worker_dir / "history"), sink,
+                                               utc_now)
         self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons, self._registry_dead_letter,
                                        on_change=self.on_registry_change)
 
@@ -229,6 +234,17 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
         metrics.rebalances.inc()
         metrics.partitions_owned.set(
             sum(1 for tp in assigned if tp.topic == settings.topics.credit_notifications))
+
+    @app.task
+    async def registry_changes() -> None:
+        await runtime.replica_started()
+        try:
+            await runtime.changes.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical("publishing registry changes failed: %s", exc, exc_info=True)
+            await app.crash(exc)
 
     @app.task
     async def registry_lag_hold() -> None:

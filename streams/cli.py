@@ -58,6 +58,22 @@ def _bench(args, settings: Settings) -> int:
                      runs=args.runs)
 
 
+def _person(args, settings: Settings) -> int:
+    import asyncio
+
+    from rules.iin import is_valid_iin
+
+    from .registry_changes import format_history, read_history
+
+    if not is_valid_iin(args.iin):
+        print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
+        return 2
+    versions = asyncio.run(read_history(settings.resolve_broker(), settings.topics.registry_history, args.iin))
+    for line in format_history(args.iin, versions):
+        print(line)
+    return 0 if versions else 1
+
+
 def _config(args, settings: Settings) -> int:
     for name, value in settings.describe():
         print(f"{name:<28} {value}")
@@ -94,6 +110,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
     b.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
     b.set_defaults(func=_bench)
+    person = sub.add_parser("person", help="a person's recorded data changes (full IIN shown only here)")
+    person_sub = person.add_subparsers(dest="action", required=True)
+    history = person_sub.add_parser("history", help="print every recorded version of a person")
+    history.add_argument("iin")
+    history.set_defaults(func=_person)
     sub.add_parser("config", help="print the configuration in force").set_defaults(func=_config)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from the models").set_defaults(func=_schemas)
     return p

@@ -25,10 +25,12 @@ from rules.iin import mask_iin
 from rules.money import format_tiyn, parse_amount
 from rules.calendar import default_calendar
 from rules.posting import POSTED, REFUNDED, OrderDecision, decide_order, hold_cutoff, iins_to_look_up, recheck_held
-from tables.decisions import ChangelogReader, DecisionRecord, DecisionStore
+from tables.changelog import ChangelogReader
+from tables.decisions import DecisionRecord, DecisionStore
 from tables.registry import RegistryStore, describe_validation_error
 
 from .records import InputRecord, OutputRecord, Sink, b64
+from .sending import send_all
 from .settings import Topics
 
 log = logging.getLogger("esep.posting")
@@ -331,22 +333,7 @@ class PostingProcessor:
         return totals
 
     async def _send_all(self, records: list[OutputRecord], stage: str) -> list:
-        """Send every record, await every acknowledgement; on failure send them all again (ids are
-        deterministic, so consumers de-duplicate) until the broker takes them."""
-        attempt = 0
-        while True:
-            try:
-                futures = [await self.sink.send(r) for r in records]
-                return list(await asyncio.gather(*futures))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                metrics.output_retries.labels(stage).inc()
-                delay = min(30.0, self.retry_backoff_s * 2 ** min(attempt, 6))
-                log.error("sending %d %s records failed (%s); retry %d in %.1f s", len(records), stage, exc,
-                          attempt, delay)
-                await asyncio.sleep(delay)
+        return await send_all(self.sink, records, stage, self.retry_backoff_s)
 
     def _observe_input(self, batch, summary: BatchSummary) -> None:
         metrics.batches.observe(len(batch))

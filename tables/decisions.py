@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rules.posting import POSTED, LineDecision, OrderDecision, Person
 
@@ -155,47 +154,3 @@ class DecisionStore:
 
     def close(self) -> None:
         self.db.close()
-
-
-class ChangelogReader:
-    """Brings the local cache up to the end of a changelog partition (on first use after an
-    assignment). A plain consumer with manual assignment: no group, no committed offsets."""
-
-    def __init__(self, store: DecisionStore, bootstrap: str, topic: str):
-        self.store = store
-        self.topic = topic
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-
-    async def start(self) -> None:
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def catch_up(self, partitions: list[int]) -> int:
-        """Read the changelog `partitions` to their ends into the store; returns the records applied.
-        All at once: every assign() costs the consumer a fetch round (~0.5 s) before it settles."""
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        self.consumer.assign(tps)
-        starts = {}
-        for tp in tps:
-            start = self.store.next_offset(tp.partition)
-            starts[tp.partition] = start
-            if start is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, start)
-        ends = await self.consumer.end_offsets(tps)
-        pending = {tp for tp in tps if await self.consumer.position(tp) < ends[tp]}
-        applied = 0
-        while pending:
-            batches = await self.consumer.getmany(*pending, timeout_ms=1000, max_records=5000)
-            for tp, records in batches.items():
-                entries = [(r.key.decode("utf-8"), r.value) for r in records if r.key and r.value]
-                self.store.apply(entries, {tp.partition: records[-1].offset + 1})
-                applied += len(entries)
-            pending = {tp for tp in pending if await self.consumer.position(tp) < ends[tp]}
-        log.info("decisions partitions %s restored: %d records applied", sorted(partitions), applied)
-        return applied

@@ -1,0 +1,211 @@
+"""Publishing personal-data changes (Rules, clause 6) once, whatever the number of workers.
+
+Every worker keeps a full registry replica for lookups, but publishing a change must happen once:
+here a consumer group over `registry.persons` gives each registry partition to one worker. The
+person histories are the state: written to their compacted changelog (and acknowledged) before the
+change events are sent, and a redelivered record whose version is already in the history sends that
+version's event again instead of recording a second version."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from models.registry import RegistryPerson
+from monitoring import metrics
+from rules import entries
+from rules.person_changes import diff_person, person_fields
+from tables.changelog import ChangelogReader
+from tables.history import HistoryStore, encode_history
+
+from .records import OutputRecord, Sink
+from .sending import send_all
+from .settings import Settings
+
+log = logging.getLogger("esep.registry.changes")
+
+
+def read_person(key: bytes | None, value: bytes | None) -> tuple[str, dict | None] | None:
+    """(iin, tracked fields or None for a deletion), or None for a record the replica rejects."""
+    if value is None:
+        return (key.decode("utf-8"), None) if key else None
+    try:
+        person = RegistryPerson.model_validate_json(value)
+    except ValidationError:
+        return None
+    if key is not None and key != person.iin.encode():
+        return None
+    return person.iin, {**person_fields(person.model_dump(mode="json")), "updated_at":
+                        person.updated_at.isoformat()}
+
+
+def change_event(iin: str, version: dict, recorded_at: str) -> dict:
+    return {
+        "schema_version": 1,
+        "change_id": f"{iin}/{version['version']}",
+        "iin": iin,
+        "version": version["version"],
+        "kind": version["kind"],
+        "changes": version["changes"],
+        "changed_at": version["changed_at"],
+        "source": {"partition": version["src"][0], "offset": version["src"][1]},
+        "recorded_at": recorded_at,
+    }
+
+
+class _Revocations(ConsumerRebalanceListener):
+    def __init__(self, publisher: "RegistryChangePublisher"):
+        self.publisher = publisher
+
+    async def on_partitions_revoked(self, revoked):
+        self.publisher.restored.difference_update(tp.partition for tp in revoked)
+
+    async def on_partitions_assigned(self, assigned):
+        pass
+
+
+class RegistryChangePublisher:
+    def __init__(self, settings: Settings, bootstrap: str, store: HistoryStore, sink: Sink, clock):
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.store = store
+        self.sink = sink
+        self.clock = clock
+        self.restored: set[int] = set()
+        self.reader = ChangelogReader(store, bootstrap, settings.topics.registry_history)
+
+    async def run(self) -> None:
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=f"{s.app_id}-registry-changes",
+            group_instance_id=f"{s.worker_id}-registry-changes",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=max(500, int(s.session_timeout_s * 200)),
+        )
+        consumer.subscribe([s.topics.registry_persons], listener=_Revocations(self))
+        await self.reader.start()
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                if batches:
+                    await self._process(batches)
+                    await consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")
+                                           for tp, records in batches.items()})
+        finally:
+            await consumer.stop()
+            await self.reader.stop()
+
+    async def _process(self, batches) -> None:
+        needed = {tp.partition for tp in batches} - self.restored
+        if needed:
+            await self.reader.catch_up(sorted(needed))
+            self.restored.update(needed)
+        people = []
+        for tp, records in batches.items():
+            for rec in records:
+                read = read_person(rec.key, rec.value)
+                if read is not None:
+                    people.append((tp.partition, rec.offset, *read))
+        histories = self.store.get_many(sorted({iin for _, _, iin, _ in people}))
+        changed: dict[str, int] = {}  # iin -> partition of its history
+        events: list[dict] = []
+        for partition, offset, iin, after in people:
+            versions = histories[iin]
+            known = next((v for v in versions if v["src"] == [partition, offset]), None)
+            if known is not None:
+                events.append(change_event(iin, known, ""))  # redelivered: the same event again
+                continue
+            if versions and versions[-1]["src"][0] == partition and versions[-1]["src"][1] > offset:
+                continue  # older than what the history recorded: handled before
+            before = versions[-1]["person"] if versions else None
+            diff = diff_person(before, after)
+            if diff is None:
+                continue
+            kind, changes = diff
+            changes = [c for c in changes if c["field"] != "updated_at"]
+            version = {"version": len(versions) + 1, "kind": kind, "changes": changes,
+                       "changed_at": after.get("updated_at") if after else None,
+                       "src": [partition, offset], "person": after}
+            versions.append(version)
+            changed[iin] = partition
+            events.append(change_event(iin, version, ""))
+        if changed:
+            out = [OutputRecord(self.settings.topics.registry_history, iin.encode(),
+                                encode_history(iin, histories[iin]), partition)
+                   for iin, partition in changed.items()]
+            metas = await send_all(self.sink, out, "registry-history")
+            next_offsets: dict[int, int] = {}
+            for meta in metas:
+                next_offsets[meta.partition] = max(next_offsets.get(meta.partition, 0), meta.offset + 1)
+            self.store.apply([(r.key.decode(), r.value) for r in out], next_offsets)
+        if events:
+            stamp = entries.stamp(self.clock())
+            for e in events:
+                e["recorded_at"] = stamp
+            await send_all(self.sink, [OutputRecord(self.settings.topics.registry_changes, e["iin"].encode(),
+                                                    orjson.dumps(e)) for e in events], "registry-changes")
+            for e in events:
+                metrics.registry_changes.labels(e["kind"]).inc()
+
+
+async def read_history(bootstrap: str, topic: str, iin: str) -> list[dict]:
+    """A person's versions, read back from the history topic (the partition its key maps to)."""
+    from aiokafka import TopicPartition
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from tables.metadata import topic_partitions
+
+    partitions = await topic_partitions(bootstrap, topic)
+    key = iin.encode()
+    partition = DefaultPartitioner()(key, partitions, partitions)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        latest = None
+        while await consumer.position(tp) < end:
+            for rec in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if rec.key == key:
+                    latest = rec.value
+        return orjson.loads(latest)["versions"] if latest else []
+    finally:
+        await consumer.stop()
+
+
+def format_history(iin: str, versions: list[dict]) -> list[str]:
+    if not versions:
+        return [f"no recorded history for IIN {iin} (is a worker running, and is the IIN in registry.persons?)"]
+    rows = [f"IIN {iin}: {len(versions)} version(s)", ""]
+    header = f"{'v':>3}  {'kind':<8}  {'changed_at':<25}  {'field':<12}  before -> after"
+    rows += [header, "-" * len(header)]
+    for v in versions:
+        first = True
+        for c in v["changes"] or [{"field": "", "before": None, "after": None}]:
+            lead = f"{v['version']:>3}  {v['kind']:<8}  {str(v['changed_at'] or '-'):<25}" if first else " " * 41
+            rows.append(f"{lead}  {c['field']:<12}  {_show(c['before'])} -> {_show(c['after'])}")
+            first = False
+    return rows
+
+
+def _show(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+    return str(value)
+
+
+__all__ = ["RegistryChangePublisher", "read_history", "format_history", "datetime", "asyncio"]
