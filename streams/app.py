@@ -260,6 +260,12 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:
+        for tp in revoked:
+            if tp.topic == settings.topics.credit_notifications:
+                try:  # a partition we no longer own has no lag of ours
+                    metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+                except KeyError:
+                    pass
         if runtime.processor is not None:
             runtime.processor.forget_partitions(
                 tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications

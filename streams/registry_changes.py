@@ -13,6 +13,7 @@ from datetime import datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -63,7 +64,9 @@ class _Revocations(ConsumerRebalanceListener):
         self.publisher = publisher
 
     async def on_partitions_revoked(self, revoked):
-        self.publisher.restored.difference_update(tp.partition for tp in revoked)
+        # Wait for the batch in flight: its history and events go out before the partition does.
+        async with self.publisher.lock:
+            self.publisher.restored.difference_update(tp.partition for tp in revoked)
 
     async def on_partitions_assigned(self, assigned):
         pass
@@ -77,6 +80,7 @@ class RegistryChangePublisher:
         self.sink = sink
         self.clock = clock
         self.restored: set[int] = set()
+        self.lock = asyncio.Lock()
         self.reader = ChangelogReader(store, bootstrap, settings.topics.registry_history)
 
     async def run(self) -> None:
@@ -96,10 +100,20 @@ class RegistryChangePublisher:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-                if batches:
+                if not batches:
+                    continue
+                async with self.lock:
                     await self._process(batches)
-                    await consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")
-                                           for tp, records in batches.items()})
+                    owned = consumer.assignment()
+                    offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "")
+                               for tp, records in batches.items() if tp in owned}
+                    try:
+                        if offsets:
+                            await consumer.commit(offsets)
+                    except KafkaError as exc:
+                        # The new owner gets these records again; their versions are in the history
+                        # it restores, so it re-sends the same events rather than new ones.
+                        log.warning("commit of registry-change offsets failed (%s): a rebalance took them", exc)
         finally:
             await consumer.stop()
             await self.reader.stop()
