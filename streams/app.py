@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
@@ -127,7 +128,11 @@ class Runtime:
 
     def owned_partitions(self) -> list[int]:
         topic = self.settings.topics.credit_notifications
-        return [tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic]
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:  # faust's test_context: no consumer, nothing owned
+            return []
+        return [tp.partition for tp in assignment if tp.topic == topic]
 
     async def _registry_dead_letter(self, partition, offset, key, value, error) -> None:
         rec = InputRecord(self.settings.topics.registry_persons, partition, offset, key, value)
@@ -201,6 +206,7 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
     @app.agent(credit_topic, name="post-orders")
     async def post_orders(stream):
         await runtime.ready.wait()
+        await runtime.processor.restore(set(runtime.owned_partitions()))
         within = timedelta(seconds=settings.batch_within_s)
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [
@@ -231,9 +237,12 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == settings.topics.credit_notifications}
         metrics.rebalances.inc()
-        metrics.partitions_owned.set(
-            sum(1 for tp in assigned if tp.topic == settings.topics.credit_notifications))
+        metrics.partitions_owned.set(len(mine))
+        if runtime.processor is not None and runtime.ready.is_set() and mine:
+            # Restore now, during the rebalance, rather than on the first batch: no first-batch stall.
+            await runtime.processor.restore(mine)
 
     @app.task
     async def registry_changes() -> None:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from rules.calendar import ALMATY
+from rules.calendar import ALMATY, default_calendar
+from rules.codes import REGISTRY_LAG_REASONS
 from rules.money import format_tiyn
 
 from .runner import WorkerProcess, broker_for, metric_value, run_scoped_env
 from .settings import Settings
-from .synthetic import Scenario, make_orders, make_registry, summary_of
+from .chart import write_run_chart
+from .synthetic import Scenario, make_orders, make_registry, split_late, summary_of
 from .topics import ensure_topics
 
 
@@ -34,6 +36,8 @@ class Observed:
         self.refunds: dict[str, dict] = {}
         self.posted: dict[str, dict] = {}
         self.dead_letters: list[dict] = []
+        self.posted_ts: list[float] = []
+        self.refunded_ts: list[float] = []
 
     def poll(self, budget_s: float = 0.3) -> None:
         end = time.monotonic() + budget_s
@@ -47,8 +51,12 @@ class Observed:
                     if m.topic == self.t.order_results:
                         self.results.setdefault(value["notification_id"], (value, m.timestamp))
                     elif m.topic == self.t.refunds:
+                        if value["notification_id"] not in self.refunds:
+                            self.refunded_ts.extend([m.timestamp / 1000.0] * len(value["lines"]))
                         self.refunds.setdefault(value["notification_id"], value)
                     elif m.topic == self.t.posted_contributions:
+                        if value["entry_id"] not in self.posted:
+                            self.posted_ts.append(m.timestamp / 1000.0)
                         self.posted.setdefault(value["entry_id"], value)
                     else:
                         self.dead_letters.append(value)
@@ -121,8 +129,15 @@ def reconcile(expected: dict, observed: dict) -> list[tuple[str, str, str, bool]
     return rows
 
 
+def hold_margin_minutes(received: datetime, cutoff_in_s: float) -> float:
+    """The hold margin that puts the cut-off `cutoff_in_s` after `received`: the demo compresses a
+    business day into a minute, so its held lines reach their cut-off while it watches."""
+    deadline = default_calendar().receipt_deadline(received)
+    return max(0.0, (deadline - received).total_seconds() - cutoff_in_s) / 60.0
+
+
 def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: str = "demo-output",
-             persons: int = 20_000, rate: float = 250.0, lines: int = 20) -> int:
+             persons: int = 20_000, rate: float = 250.0, lines: int = 20, late_ratio: float = 0.01) -> int:
     run_id = "demo-" + time.strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,9 +153,12 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
 
             t0 = time.monotonic()
             registry = make_registry(persons, seed)
-            records = make_orders(registry, orders, lines, seed, Scenario(), received_at=lambda: datetime.now(ALMATY),
-                                  id_prefix=run_id.upper())
-            expected = summary_of(records)
+            # Some persons reach the registry only after their first contributions (registry lag).
+            early, late = split_late(registry, 0.02, seed)
+            records = make_orders(early, orders, lines, seed, Scenario(), received_at=lambda: datetime.now(ALMATY),
+                                  id_prefix=run_id.upper(), late=late, late_ratio=late_ratio)
+            expected = summary_of(records, late_arrives=True)
+            registry = early
             producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024)
             for p in registry:
                 producer.send(run_settings.topics.registry_persons, key=p["iin"].encode(),
@@ -148,6 +166,12 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             producer.flush()
             say(f"[2/5] registry: {persons:,} synthetic persons published in {time.monotonic() - t0:.1f} s")
 
+            feed_s = len(records) / rate
+            cutoff_in_s = feed_s + 25.0
+            env.update(ESEP_PENDING="business-day", ESEP_HOLD_CHECK_S="1",
+                       ESEP_HOLD_CUTOFF_MIN=f"{hold_margin_minutes(datetime.now(ALMATY), cutoff_in_s):.4f}")
+            say(f"      registry-lag hold on; its cut-off compressed to ~{cutoff_in_s:.0f} s after the first "
+                f"notification (ESEP_HOLD_CUTOFF_MIN={env['ESEP_HOLD_CUTOFF_MIN']})")
             worker = WorkerProcess(env, "demo-worker", out / f"{run_id}-worker.log").start()
             ready_s = worker.wait_ready()
             say(f"[3/5] worker pid {worker.pid} ready in {ready_s:.1f} s (registry replica caught up), "
@@ -172,7 +196,13 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
                     last_report = time.time()
                     progress(say, i + 1, len(records), observed)
             producer.flush()
-            deadline = time.time() + 120
+            for p in late:
+                producer.send(run_settings.topics.registry_persons, key=p["iin"].encode(),
+                              value=json.dumps(p, ensure_ascii=False).encode())
+            producer.flush()
+            say(f"      {len(late)} late persons reached the registry after their notifications "
+                f"({expected['late_lines']} lines wait for them)")
+            deadline = time.time() + cutoff_in_s + 120
             while time.time() < deadline and (len(observed.results) < expected["orders"]
                                               or len(observed.dead_letters) < expected["dead_letters"]):
                 observed.poll(0.5)
@@ -185,29 +215,52 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             metrics = worker.metrics_text()
             duplicates = int(metric_value(metrics, "esep_notifications_total", 'outcome="duplicate"'))
             summary = observed.summary()
+            # Orders with a held line wait for the registry or the cut-off by design: latency is
+            # measured on the orders decided at once.
+            late_orders = {r.expect["notification_id"] for r in records if r.kind == "order" and r.expect["late_lines"]}
+            held_orders = late_orders | {
+                r.expect["notification_id"] for r in records if r.kind == "order" and r.expect["order_reason"] is None
+                and any(reason in REGISTRY_LAG_REASONS for reason in r.expect["lines"].values())}
             latencies = [(ts / 1000.0 - sent_at[nid]) * 1000 for nid, (_, ts) in observed.results.items()
-                         if nid in sent_at]
-            results_ts = [ts / 1000.0 for _, ts in observed.results.values()]
-            elapsed = (max(results_ts) - started) if results_ts else float("nan")
+                         if nid in sent_at and nid not in held_orders]
+            at_once = [(r, ts / 1000.0) for nid, (r, ts) in observed.results.items() if nid not in held_orders]
+            elapsed = (max(ts for _, ts in at_once) - started) if at_once else float("nan")
+            lines_at_once = sum(r["lines_total"] for r, _ in at_once)
             rows = reconcile(expected, summary)
             rows.append(("repeated notifications ignored", str(expected["repeats"]), str(duplicates),
                          duplicates == expected["repeats"]))
+            late_iins = {p["iin"] for p in late}
+            late_posted = sum(1 for e in observed.posted.values() if e["iin"] in late_iins)
+            rows.append(("late-registry lines posted, not refunded", str(expected["late_lines"]), str(late_posted),
+                         late_posted == expected["late_lines"]))
+            held = int(metric_value(metrics, "esep_lines_total", 'outcome="held"'))
+            # Informative: a late person's line is held only if its order came before the person.
+            held_at_most = expected["late_lines"] + sum(
+                n for reason, n in expected["lines_refunded_by_reason"].items() if reason in REGISTRY_LAG_REASONS)
+            rows.append(("lines held for the registry (at most)", str(held_at_most), str(held),
+                         held <= held_at_most))
+            breaches = int(metric_value(metrics, "esep_deadline_breaches_total"))
+            rows.append(("lines decided after their deadline", "0", str(breaches), breaches == 0))
             ok = all(r[3] for r in rows)
             say("[5/5] summary (expected by construction vs observed on the output topics)")
             print_table(say, rows)
             lines_decided = summary["lines_posted"] + summary["lines_refunded"]
-            say(f"throughput: {lines_decided:,} lines in {elapsed:.1f} s = {lines_decided / elapsed:,.0f} lines/s "
-                f"(paced by the feed at ~{rate * lines:,.0f} lines/s)")
+            say(f"throughput: {lines_at_once:,} lines of the orders decided at once in {elapsed:.1f} s = "
+                f"{lines_at_once / elapsed:,.0f} lines/s (paced by the feed at ~{rate * lines:,.0f} lines/s)")
             say(f"latency notification sent -> orders.results: p50 {percentile(latencies, 0.5):.0f} ms, "
-                f"p99 {percentile(latencies, 0.99):.0f} ms over {len(latencies):,} orders")
+                f"p99 {percentile(latencies, 0.99):.0f} ms over the {len(latencies):,} orders decided at once "
+                f"({len(held_orders):,} orders waited for the registry or the cut-off)")
             report = {
                 "run_id": run_id, "reconciled": ok, "expected": expected, "observed": summary,
-                "duplicates_ignored": duplicates, "lines_per_s": lines_decided / elapsed if elapsed else None,
+                "duplicates_ignored": duplicates, "lines_per_s": lines_at_once / elapsed if elapsed else None,
                 "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99),
                 "topics_suffix": run_id,
             }
+            report.update(late_lines_posted=late_posted, lines_held=held, deadline_breaches=breaches)
             (out / "summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
-            say(f"written {out / 'summary.json'}; the run's topics end in .{run_id}")
+            chart = write_run_chart(out / "run.png", observed.posted_ts, observed.refunded_ts, started,
+                                    f"esep demo {run_id}: {orders:,} notifications, {lines_decided:,} lines")
+            say(f"written {out / 'summary.json'} and the chart {chart}; the run's topics end in .{run_id}")
             say("RECONCILED: every line posted or refunded as expected, amounts conserved" if ok
                 else "NOT RECONCILED: see the rows marked ✗ and the worker log")
             return 0 if ok else 1

@@ -182,6 +182,12 @@ class PostingProcessor:
         self._accumulate(summary)
         return summary
 
+    async def restore(self, partitions: set[int]) -> None:
+        async with self.lock:
+            needed = partitions - self.restored
+            if needed:
+                await self._restore(needed)
+
     async def _restore(self, needed: set[int]) -> None:
         # Restore every partition we own now, not only this batch's: each restore round is costly.
         partitions = sorted(needed | (set(self.owned_partitions()) - self.restored))
