@@ -177,6 +177,15 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             say(f"[3/5] worker pid {worker.pid} ready in {ready_s:.1f} s (registry replica caught up), "
                 f"log {worker.log_path}")
 
+            # The business day starts once last night's registry load is recorded in the person
+            # histories (one "created" change per person), as it would be in production.
+            t1 = time.monotonic()
+            while time.monotonic() - t1 < 120:
+                if metric_value(worker.metrics_text(), "esep_registry_changes_total") >= len(registry):
+                    break
+                time.sleep(0.5)
+            say(f"      registry load recorded in the person histories in {time.monotonic() - t1:.1f} s "
+                f"({len(registry):,} 'created' changes on the changes topic)")
             observed = Observed(bootstrap, run_settings)
             sent_at: dict[str, float] = {}
             say(f"[4/5] feeding the business day at ~{rate:.0f} notifications/s "
@@ -196,6 +205,7 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
                     last_report = time.time()
                     progress(say, i + 1, len(records), observed)
             producer.flush()
+            sent_done = time.time()
             for p in late:
                 producer.send(run_settings.topics.registry_persons, key=p["iin"].encode(),
                               value=json.dumps(p, ensure_ascii=False).encode())
@@ -225,7 +235,6 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
                          if nid in sent_at and nid not in held_orders]
             at_once = [(r, ts / 1000.0) for nid, (r, ts) in observed.results.items() if nid not in held_orders]
             elapsed = (max(ts for _, ts in at_once) - started) if at_once else float("nan")
-            lines_at_once = sum(r["lines_total"] for r, _ in at_once)
             rows = reconcile(expected, summary)
             rows.append(("repeated notifications ignored", str(expected["repeats"]), str(duplicates),
                          duplicates == expected["repeats"]))
@@ -245,14 +254,16 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             say("[5/5] summary (expected by construction vs observed on the output topics)")
             print_table(say, rows)
             lines_decided = summary["lines_posted"] + summary["lines_refunded"]
-            say(f"throughput: {lines_at_once:,} lines of the orders decided at once in {elapsed:.1f} s = "
-                f"{lines_at_once / elapsed:,.0f} lines/s (paced by the feed at ~{rate * lines:,.0f} lines/s)")
+            feed_took = sent_done - started
+            say(f"throughput: the feed sent {len(records):,} records ({lines_decided:,} lines) in {feed_took:.1f} s "
+                f"(~{lines_decided / feed_took:,.0f} lines/s); the last order decided at once came out "
+                f"{elapsed - feed_took:+.1f} s after the feed ended (`esep bench` measures the maximum)")
             say(f"latency notification sent -> orders.results: p50 {percentile(latencies, 0.5):.0f} ms, "
                 f"p99 {percentile(latencies, 0.99):.0f} ms over the {len(latencies):,} orders decided at once "
                 f"({len(held_orders):,} orders waited for the registry or the cut-off)")
             report = {
                 "run_id": run_id, "reconciled": ok, "expected": expected, "observed": summary,
-                "duplicates_ignored": duplicates, "lines_per_s": lines_at_once / elapsed if elapsed else None,
+                "duplicates_ignored": duplicates, "feed_lines_per_s": lines_decided / (sent_done - started),
                 "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99),
                 "topics_suffix": run_id,
             }

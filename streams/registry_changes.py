@@ -99,7 +99,8 @@ class RegistryChangePublisher:
         await consumer.start()
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                # Small batches: a registry load must not starve the posting agent of the event loop.
+                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
                 if not batches:
                     continue
                 async with self.lock:
@@ -114,6 +115,7 @@ class RegistryChangePublisher:
                         # The new owner gets these records again; their versions are in the history
                         # it restores, so it re-sends the same events rather than new ones.
                         log.warning("commit of registry-change offsets failed (%s): a rebalance took them", exc)
+                await asyncio.sleep(0)
         finally:
             await consumer.stop()
             await self.reader.stop()
