@@ -108,3 +108,50 @@ class DeadLetter(OutputModel):
     error: str
     error_kind: Literal["not_json", "not_utf8", "schema"]
     received_at: str = Field(description="when the worker dead-lettered the record")
+
+
+class DeceasedContribution(OutputModel):
+    """`alerts.deceased-contributions` (key: IIN): a contribution line for a person the registry
+    records as dead, posted (a period before the death) or refunded DECEASED; the Fund suspends
+    survivor payments on it (Social Code art. 241)."""
+
+    schema_version: Literal[1]
+    alert_id: str = Field(description="<notification_id>/<line_no>: deterministic")
+    iin: Iin
+    death_date: str
+    notification_id: str
+    line_no: int
+    knp: str
+    period: Period
+    amount: OutputAmount
+    outcome: Literal["posted", "refunded"]
+    reason: Literal["DECEASED"] | None
+    payer_bin_iin: str
+    received_at: str
+    created_at: str
+
+
+class FieldChange(OutputModel):
+    field: Literal["surname", "name", "patronymic", "birth_date", "sex", "citizenship", "death_date", "document",
+                   "address"]
+    before: str | dict | None
+    after: str | dict | None
+
+
+class ChangeSource(OutputModel):
+    partition: int
+    offset: int
+
+
+class PersonChange(OutputModel):
+    """`registry.changes` (key: IIN): one change of a person's data (Rules, clause 6), published once."""
+
+    schema_version: Literal[1]
+    change_id: str = Field(description="<iin>/<version>: deterministic")
+    iin: Iin
+    version: int
+    kind: Literal["created", "updated", "deleted"]
+    changes: list[FieldChange]
+    changed_at: str | None = Field(description="the registry record's updated_at; null for a deletion")
+    source: ChangeSource
+    recorded_at: str

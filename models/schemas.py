@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .notifications import CreditNotification
-from .outputs import DeadLetter, OrderResult, PostedContribution, Refund
+from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -18,6 +18,8 @@ TOPIC_MODELS = {
     "refunds.to-payers": Refund,
     "orders.results": OrderResult,
     "errors.dead-letters": DeadLetter,
+    "alerts.deceased-contributions": DeceasedContribution,
+    "registry.changes": PersonChange,
 }
 
 

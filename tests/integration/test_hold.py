@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from models.outputs import DeceasedContribution
 from rules.calendar import ALMATY, default_calendar
 
 from ..cases import A, B, E, F_UNKNOWN, _line, _order, registry_persons
@@ -140,6 +141,8 @@ def test_deceased_persons_raise_alerts_whether_posted_or_refunded(broker, tmp_pa
         outputs.wait_for(lambda o: o.results, what="the result", workers=[worker])
         alerts.wait_for(lambda o: len(o.records[stack.topics.deceased_alerts]) >= 2, what="two alerts",
                         workers=[worker])
+        for _, v in alerts.records[stack.topics.deceased_alerts]:
+            DeceasedContribution.model_validate(v)
         got = sorted((v["line_no"], v["outcome"], v["reason"], v["death_date"])
                      for _, v in alerts.records[stack.topics.deceased_alerts])
         assert got == [(1, "refunded", "DECEASED", "2026-08-15"), (2, "posted", None, "2026-08-15")]

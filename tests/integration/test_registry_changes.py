@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from models.outputs import PersonChange
+
 from ..cases import A, registry_persons
 from .harness import ROOT, Outputs, Stack
 
@@ -43,6 +45,8 @@ def test_each_change_is_published_once_and_history_reads_back(broker, tmp_path):
         time.sleep(3)
         changes.poll()
         events = [v for _, v in changes.records[topic]]
+        for e in events:
+            PersonChange.model_validate(e)
         assert len(events) == expected, "each change published once"
         assert len({e["change_id"] for e in events}) == expected
         of_a = sorted((e for e in events if e["iin"] == A["iin"]), key=lambda e: e["version"])
