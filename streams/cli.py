@@ -51,6 +51,12 @@ def _demo(args, settings: Settings) -> int:
     return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out)
 
 
+def _simulate(args, settings: Settings) -> int:
+    from .simulate import run_simulation
+
+    return run_simulation(settings, orders=args.orders, persons=args.persons, rate=args.rate, seed=args.seed)
+
+
 def _bench(args, settings: Settings) -> int:
     from .bench import run_bench
 
@@ -103,6 +109,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=430, help="random seed of the synthetic data")
     d.add_argument("--out", default="demo-output", help="folder for the summary JSON and chart")
     d.set_defaults(func=_demo)
+    sim = sub.add_parser("simulate", help="the bank and the registry feed, simulated, into the configured topics")
+    sim.add_argument("--orders", type=int, default=1000, help="notifications to send (default 1000)")
+    sim.add_argument("--persons", type=int, default=20_000, help="synthetic registry size (default 20000)")
+    sim.add_argument("--rate", type=float, default=50.0, help="notifications per second (default 50)")
+    sim.add_argument("--seed", type=int, default=430)
+    sim.set_defaults(func=_simulate)
     b = sub.add_parser("bench", help="throughput and latency against the raw and naive-faust references")
     b.add_argument("--orders", type=int, default=5000)
     b.add_argument("--lines", type=int, default=20, help="lines per order")

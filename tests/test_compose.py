@@ -322,7 +322,7 @@ def test_simulator_is_optional(services):
     simulator = services.get("simulator")
     assert simulator is not None
     assert simulator.get("profiles") == ["simulator"], "the simulator must not start with a plain `up`"
-    assert command_of(simulator)[0] == "demo"
+    assert command_of(simulator)[0] == "simulate", "the simulator feeds the topics the workers consume"
     assert effective_env(simulator).get("ESEP_BROKER"), "the simulator needs ESEP_BROKER"
 
 
