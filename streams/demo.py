@@ -223,6 +223,7 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             observed.poll(1.0)
             progress(say, len(records), len(records), observed)
             metrics = worker.metrics_text()
+            families = metric_families_present(metrics)
             duplicates = int(metric_value(metrics, "esep_notifications_total", 'outcome="duplicate"'))
             summary = observed.summary()
             # Orders with a held line wait for the registry or the cut-off by design: latency is
@@ -271,6 +272,10 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             (out / "summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
             chart = write_run_chart(out / "run.png", observed.posted_ts, observed.refunded_ts, started,
                                     f"esep demo {run_id}: {orders:,} notifications, {lines_decided:,} lines")
+            say(f"metrics on the worker's /metrics: {len(families['present'])} of {len(families['all'])} esep families "
+                f"present" + (f"; missing: {', '.join(families['missing'])}" if families["missing"] else ""))
+            report["metric_families"] = families
+            (out / "summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
             say(f"written {out / 'summary.json'} and the chart {chart}; the run's topics end in .{run_id}")
             say("RECONCILED: every line posted or refunded as expected, amounts conserved" if ok
                 else "NOT RECONCILED: see the rows marked ✗ and the worker log")
@@ -287,6 +292,17 @@ def progress(say, sent: int, total: int, observed: Observed) -> None:
     refunded = sum(r["lines_refunded"] for r, _ in s.results.values())
     say(f"  sent {sent:>6,}/{total:,}  decided {len(s.results):>6,} orders  lines posted {posted:>7,}  "
         f"refunded {refunded:>5,}  dead letters {len(s.dead_letters):>3}")
+
+
+def metric_families_present(text: str) -> dict[str, list[str]]:
+    """Which of the domain metric families the worker served (by their # TYPE lines)."""
+    from monitoring.metrics import REGISTRY
+
+    expected = sorted({m.name for m in REGISTRY.collect()})
+    served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    served |= {name.removesuffix("_info") for name in served}
+    present = [n for n in expected if n in served or f"{n}_total" in served]
+    return {"all": expected, "present": present, "missing": [n for n in expected if n not in present]}
 
 
 def print_table(say, rows) -> None:
