@@ -201,7 +201,8 @@ def _format_once(java: str, libs: Path, data_dir: Path, log_flag: str, log: Log)
     cluster_id = new_cluster_id()
     cmd = [
         java, log_flag, "-cp", f"{libs}/*", "kafka.tools.StorageTool",
-        "format", "-t", cluster_id, "-c", str(_props_path(data_dir)),
+        # `=` form: a URL-safe id may begin with "-", which argparse would take for an option.
+        "format", f"--cluster-id={cluster_id}", "-c", str(_props_path(data_dir)),
     ]
     try:
         proc = subprocess.run(

@@ -3,7 +3,6 @@ sent. Starts what it needs (the local broker unless ESEP_BROKER is set, one work
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from collections import Counter

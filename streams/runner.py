@@ -58,7 +58,9 @@ def run_scoped_env(settings: Settings, bootstrap: str, run_id: str, data_dir: Pa
 
 
 class WorkerProcess:
-    """`esep worker` in a child process (its own session, so a kill reaches all of it)."""
+    """`esep worker` in a child process (its own session, so a kill reaches all of it). A restart
+    keeps the port: with static membership the group hands the member its old assignment, and
+    faust's assignor insists the worker's URL is unchanged."""
 
     def __init__(self, env: dict[str, str], worker_id: str, log_path: Path):
         self.port = free_port()
@@ -91,6 +93,21 @@ class WorkerProcess:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready after {timeout:.0f} s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed or committed (crash tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "<no log>"
+
+    def metric(self, name: str, labels: str = "") -> float:
+        return metric_value(self.metrics_text(), name, labels)
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from rules.posting import POSTED, LineDecision, OrderDecision, Person
+from rules.posting import LineDecision, OrderDecision, Person
 
 from .rocks import new_batch, open_store, put_offset, read_offsets
 

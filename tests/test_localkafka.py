@@ -339,3 +339,19 @@ def test_real_broker_serves_topics_and_restarts_on_same_data_dir(tmp_path):
         localkafka.stop(data_dir)
     assert localkafka.status(data_dir) is None
     assert "Kafka Server started" in info.log_path.read_text()
+
+
+@pytest.mark.integration
+def test_a_cluster_id_beginning_with_a_dash_formats(tmp_path, monkeypatch):
+    """URL-safe base64 ids can begin with "-": the storage tool must not read one as an option."""
+    import localkafka
+    from localkafka import broker
+
+    monkeypatch.setattr(broker, "new_cluster_id", lambda: "-AbCdEfGhIjKlMnOpQrStU")
+    info = localkafka.start(tmp_path, version=localkafka.DEFAULT_VERSION)
+    try:
+        meta = (tmp_path / "logs" / "meta.properties").read_text()
+        assert "cluster.id=-AbCdEfGhIjKlMnOpQrStU" in meta
+        assert info.bootstrap.startswith("127.0.0.1:")
+    finally:
+        localkafka.stop(tmp_path)

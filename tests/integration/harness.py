@@ -3,29 +3,19 @@ can be SIGKILLed, and a collector of everything the workers emitted."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.runner import WorkerProcess as RunnerWorker
+from streams.runner import free_port  # noqa: F401  (re-exported for the monitoring tests)
 from streams.settings import DEFAULT_TOPICS, Settings
 from streams.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stack:
@@ -77,66 +67,26 @@ class Stack:
         self.producer.close()
 
 
-class WorkerProcess:
+class WorkerProcess(RunnerWorker):
+    """A worker of a test stack: the product's own runner, with the stack's environment."""
+
     def __init__(self, stack: Stack, worker_id: str, env: dict[str, str]):
-        self.stack = stack
+        super().__init__({**stack.env, "ESEP_DATA_DIR": str(stack.tmp / "data"), **env}, worker_id,
+                         stack.tmp / f"{worker_id}.log")
         self.worker_id = worker_id
-        self.port = free_port()
-        self.log_path = stack.tmp / f"{worker_id}.log"
-        self.env = {**os.environ, **stack.env, "ESEP_DATA_DIR": str(stack.tmp / "data"),
-                    "ESEP_WORKER_ID": worker_id, "ESEP_WEB_PORT": str(self.port), **env}
-        self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "WorkerProcess":
-        # A restart keeps its port: with static membership the group hands the member its old
-        # assignment, and faust's assignor insists the worker's URL is unchanged.
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker {self.worker_id} exited: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"worker {self.worker_id} not ready in {timeout}s: {self.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs, nothing is flushed or committed."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def log_tail(self, n: int = 40) -> str:
+    def wait_ready(self, timeout: float = 60) -> float:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "<no log>"
+            return super().wait_ready(timeout)
+        except RuntimeError as exc:
+            raise AssertionError(f"worker {self.worker_id}: {exc}\n{self.log_tail()}") from None
 
-    def metric(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
-            total = 0.0
-            for line in r.read().decode().splitlines():
-                if line.startswith(name) and not line.startswith("#"):
-                    total += float(line.rsplit(" ", 1)[1])
-            return total
+    def metric(self, name: str, labels: str = "") -> float:
+        # Tests name a sample with its labels: 'esep_notifications_total{outcome="duplicate"}'.
+        if "{" in name and not labels:
+            name, _, rest = name.partition("{")
+            labels = rest.rstrip("}")
+        return super().metric(name, labels)
 
 
 class Outputs:

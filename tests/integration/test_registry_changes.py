@@ -2,7 +2,6 @@
 registry.changes even with two workers, and a person's history read back by `esep person history`."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
