@@ -18,6 +18,7 @@ A measurement, not a test: it returns 0 when the run completed, whether targets 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +50,9 @@ TARGET_P99_MS = 250.0
 RAW_PASSES = 3  # the ceiling is the median of this many passes of the raw loop over the same messages
 NAIVE_TIME_LIMIT_S = 180.0  # the naive reference stops here and is rated over what it did
 LATENCY_SECONDS = 15.0
+SETTLED_CORES = 0.15  # the worker counts as idle below this many cores...
+SETTLED_WINDOWS = 5  # ...for this many seconds in a row
+BUSY_CORES = 0.25  # other processes using more than this many cores during a phase: a warning
 SEED = 430
 PREFIX = "esep-bench"
 
@@ -88,6 +92,62 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def _process_cpu(pid: int, tick: int | None = None) -> float | None:
+    """user+system CPU seconds of one process (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rfind(b")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / (tick or os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cpu_seconds_by_pid() -> dict[int, float]:
+    """user+system CPU seconds of every process (Linux /proc); empty elsewhere."""
+    out: dict[int, float] = {}
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        names = os.listdir("/proc")
+    except (OSError, ValueError, AttributeError):
+        return out
+    for name in names:
+        if name.isdigit():
+            cpu = _process_cpu(int(name), tick)
+            if cpu is not None:
+                out[int(name)] = cpu
+    return out
+
+
+class CpuWatch:
+    """How much CPU the rest of the machine took during a phase: on 2 cores, anything else running
+    (another test suite, another broker) moves every figure here, so the run says so."""
+
+    def __init__(self, res: "Resources"):
+        self.res = res
+        self.start_cpu = _cpu_seconds_by_pid()
+        self.start = time.monotonic()
+
+    def others_cores(self) -> float | None:
+        """Average number of cores used by processes that are not this run's (bench, its children,
+        the broker it started), since the watch started."""
+        if not self.start_cpu:
+            return None
+        end_cpu = _cpu_seconds_by_pid()
+        ours = self.res.own_pids()
+        others = sum(max(0.0, cpu - self.start_cpu.get(pid, 0.0)) for pid, cpu in end_cpu.items() if pid not in ours)
+        return others / max(1e-3, time.monotonic() - self.start)
+
+    def report(self, phase: str, r: "RunResult") -> None:
+        cores = self.others_cores()
+        if cores is None:
+            return
+        r.others_cores[phase] = round(cores, 2)
+        if cores > BUSY_CORES:
+            say(f"  warning: other processes used {cores:.2f} of {os.cpu_count()} cores during this phase "
+                f"(not this run's): its figures are not reliable")
+
+
 # ------------------------------------------------------------------------------------------------
 # What a run holds and must release
 
@@ -101,12 +161,21 @@ class Resources:
     temp_dirs: list[Path] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     broker_dir: Path | None = None  # set only if this run started the local broker
+    broker_pid: int | None = None  # the local broker's process, when the run uses one
+    spawned: set[int] = field(default_factory=set)
 
-    def spawn(self, args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    def own_pids(self) -> set[int]:
+        return {os.getpid(), *self.spawned, *([self.broker_pid] if self.broker_pid else [])}
+
+    def spawn(self, args: list[str], env: dict[str, str], log_path: Path, stdout=None) -> subprocess.Popen:
+        """A child in a session of its own (Ctrl-C reaches only us; we stop it): output to `log_path`,
+        or stdout to a pipe when asked and stderr to the log."""
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(args, env=env, stdout=log if stdout is None else stdout,
+                                    stderr=subprocess.STDOUT if stdout is None else log, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         self.processes.append(proc)
+        self.spawned.add(proc.pid)
         return proc
 
     def stop_process(self, proc: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -299,7 +368,7 @@ class RunResult:
     esep_lines: int = 0
     esep_seconds: float = 0.0
     esep_lines_per_s: float = 0.0
-    esep_lines_per_s_from_ready: float = 0.0
+    esep_lines_per_s_from_first_send: float = 0.0
     lines_posted: int = 0
     lines_refunded: int = 0
     results: int = 0
@@ -307,6 +376,8 @@ class RunResult:
     registry_persons: int = 0
     registry_load_s: float | None = None
     worker_ready_s: float = 0.0
+    worker_settle_s: float = 0.0
+    worker_settle_cpu_s: float = 0.0
     latency_orders: int = 0
     latency_rate_orders_per_s: float = 0.0
     latency_sent_seconds: float = 0.0
@@ -314,6 +385,8 @@ class RunResult:
     p90_ms: float = 0.0
     p99_ms: float = 0.0
     max_ms: float = 0.0
+    # Cores used by processes outside this run, per phase (an external broker counts as outside).
+    others_cores: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,30 +404,41 @@ def _line_messages(order_records) -> list[tuple[bytes, bytes]]:
 
 
 async def phase_raw(res: Resources, settings: Settings, tag: str, messages: list[tuple[bytes, bytes]],
-                    r: RunResult) -> None:
+                    workdir: Path, r: RunResult) -> None:
     from tables.metadata import topic_partitions
 
-    from .bench_raw import raw_loop
-
-    say(f"phase 1/4 raw aiokafka ceiling: {len(messages):,} line messages")
+    say(f"phase 1/4 raw aiokafka ceiling: {len(messages):,} line messages, {RAW_PASSES} passes")
     src, dst = f"{tag}.raw-in", f"{tag}.raw-out"
     _create_topics(res.bootstrap, [src, dst], settings.partitions, settings.replication)
     await _produce(res.bootstrap, ((src, k, v) for k, v in messages), "line messages")
     parts = await topic_partitions(res.bootstrap, src)
-
-    def progress(done: int, seconds: float) -> None:
-        say(f"  raw: {done:,}/{len(messages):,} ({done / seconds:,.0f}/s)")
-
-    # A few seconds of work is at the mercy of anything else on the machine: the median of a few passes.
+    # In a process of its own, like the workers: this one holds the generated data, and its garbage
+    # collections would slow the loop down. A few seconds of work is at the mercy of anything else on
+    # the machine: the ceiling is the median of a few passes.
+    log_path = workdir / "raw.log"
+    watch = CpuWatch(res)
+    proc = res.spawn([sys.executable, "-m", "streams.bench_raw", "--bootstrap", res.bootstrap, "--in-topic", src,
+                      "--out-topic", dst, "--partitions", ",".join(map(str, parts)),
+                      "--expected", str(len(messages)), "--passes", str(RAW_PASSES)],
+                     dict(os.environ), log_path, stdout=subprocess.PIPE)
     passes = []
-    for i in range(RAW_PASSES):
-        result = await raw_loop(res.bootstrap, src, parts, dst, len(messages), progress)
-        passes.append(result)
-        say(f"  raw pass {i + 1}/{RAW_PASSES}: {result.messages:,} messages in {result.seconds:.2f} s "
-            f"= {result.per_s:,.0f} lines/s")
-    result = sorted(passes, key=lambda x: x.per_s)[len(passes) // 2]
-    r.raw_lines, r.raw_seconds, r.raw_lines_per_s = result.messages, result.seconds, result.per_s
-    r.raw_passes_lines_per_s = [round(x.per_s, 1) for x in passes]
+    try:
+        while len(passes) < RAW_PASSES:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            if not line:
+                proc.wait(10)
+                raise BenchError(f"the raw loop exited ({proc.returncode}) after {len(passes)} passes:\n"
+                                 f"{_tail_of(log_path)}")
+            result = json.loads(line)
+            passes.append(result)
+            say(f"  raw pass {len(passes)}/{RAW_PASSES}: {result['messages']:,} messages in {result['seconds']:.2f} s "
+                f"= {result['per_s']:,.0f} lines/s")
+    finally:
+        res.stop_process(proc)
+    watch.report("raw", r)
+    result = sorted(passes, key=lambda x: x["per_s"])[len(passes) // 2]
+    r.raw_lines, r.raw_seconds, r.raw_lines_per_s = result["messages"], result["seconds"], result["per_s"]
+    r.raw_passes_lines_per_s = [round(x["per_s"], 1) for x in passes]
 
 
 async def phase_naive(res: Resources, settings: Settings, tag: str, messages: list[tuple[bytes, bytes]],
@@ -376,6 +460,7 @@ async def phase_naive(res: Resources, settings: Settings, tag: str, messages: li
     }
     log_path = workdir / "naive.log"
     tail = await Tail(res.bootstrap, [dst]).start()
+    watch = CpuWatch(res)
     proc = res.spawn([sys.executable, "-m", "streams.bench_naive"], env, log_path)
     try:
         count, first_ts, last_ts = 0, None, None
@@ -406,6 +491,7 @@ async def phase_naive(res: Resources, settings: Settings, tag: str, messages: li
     finally:
         await tail.stop()
         res.stop_process(proc)
+    watch.report("naive", r)
     seconds = max(1e-3, (last_ts - first_ts) / 1000) if count > 1 else 0.0
     r.naive_lines, r.naive_seconds = count, seconds
     r.naive_lines_per_s = (count - 1) / seconds if seconds else 0.0
@@ -435,6 +521,9 @@ class EsepWorker:
             "ESEP_SESSION_TIMEOUT_S": repr(settings.session_timeout_s),
             "ESEP_COMMIT_INTERVAL_S": repr(settings.commit_interval_s),
             "ESEP_LOG_LEVEL": settings.log_level,
+            # Decide at once: with the registry-lag hold on, an order with a line waiting for the
+            # registry gets its result only at the business-day cut-off, hours after the benchmark.
+            "ESEP_PENDING": "off",
             **{f"ESEP_TOPIC_{k.upper()}": f"{tag}.{v}" for k, v in DEFAULT_TOPICS.items()},
         }
         self.settings = Settings.from_env(self.env)
@@ -453,6 +542,27 @@ class EsepWorker:
                 return time.monotonic() - self.started
             await asyncio.sleep(0.1)
         raise BenchError(f"the esep worker was not ready in {timeout:.0f} s:\n{_tail_of(self.log_path)}")
+
+    async def wait_settled(self, timeout: float = 300.0, idle_cores: float = SETTLED_CORES,
+                           window: float = 1.0, windows: int = SETTLED_WINDOWS) -> tuple[float, float]:
+        """Until the worker idles (its own CPU below `idle_cores` for `windows` windows in a row):
+        whatever it does after /ready on its own (e.g. publishing the history of a freshly loaded
+        registry, which starts only once its consumer group has joined) is done before the orders
+        arrive. Returns (seconds waited, worker CPU seconds spent meanwhile)."""
+        started = time.monotonic()
+        first = _process_cpu(self.proc.pid)
+        idle = 0
+        while time.monotonic() - started < timeout:
+            self.check_alive()
+            before = _process_cpu(self.proc.pid)
+            await asyncio.sleep(window)
+            after = _process_cpu(self.proc.pid)
+            if before is None or after is None:
+                return time.monotonic() - started, 0.0
+            idle = idle + 1 if (after - before) / window < idle_cores else 0
+            if idle >= windows:
+                return time.monotonic() - started, after - (first or 0.0)
+        raise BenchError(f"the esep worker was still busy {timeout:.0f} s after /ready:\n{_tail_of(self.log_path)}")
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -509,18 +619,24 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
     _wait_leaders(res.bootstrap, [getattr(topics, k) for k in DEFAULT_TOPICS])
     await _produce(res.bootstrap, ((topics.registry_persons, p["iin"].encode(), orjson.dumps(p)) for p in registry),
                    "registry persons")
-    await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in records),
-                   "notification records")
     tail = await Tail(res.bootstrap, [topics.order_results]).start()
     results = Results()
     worker.start()
     ready_s = await worker.wait_ready()
-    profiler = _start_profiler(res, worker, opts.profile_dir, tag) if opts.profile_dir is not None else None
-    ready_at_ms = time.time() * 1000
     r.worker_ready_s = ready_s
     r.registry_load_s = worker.registry_load_s()
     say(f"  worker ready in {ready_s:.1f} s (registry replica loaded in "
         f"{r.registry_load_s if r.registry_load_s is not None else float('nan'):.1f} s)")
+    # A fresh registry keeps the worker busy after /ready (the registry-change publisher records a
+    # first version of every person): the orders come once it idles, so that the rate is posting's.
+    r.worker_settle_s, r.worker_settle_cpu_s = await worker.wait_settled()
+    say(f"  worker idle {r.worker_settle_s:.1f} s after ready ({r.worker_settle_cpu_s:.1f} s of CPU on its own "
+        f"start-up work meanwhile)")
+    watch = CpuWatch(res)
+    profiler = _start_profiler(res, worker, opts.profile_dir, tag) if opts.profile_dir is not None else None
+    sent_at_ms = time.time() * 1000
+    await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in records),
+                   "notification records")
     last_new = time.monotonic()
     last_report = time.monotonic()
     first_ts = last_ts = None
@@ -543,16 +659,17 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
             seconds = max(1e-3, (last_ts - first_ts) / 1000)
             say(f"  esep: {len(results.first):,}/{len(expected_ids):,} orders, {done_lines:,} lines "
                 f"({done_lines / seconds:,.0f} lines/s)")
+    watch.report("esep", r)
     if profiler is not None:
         _stop_profiler(res, profiler)
     firsts = sorted((ts, value["lines_total"]) for nid, (ts, value) in results.first.items() if nid in expected_ids)
     seconds = max(1e-3, (firsts[-1][0] - firsts[0][0]) / 1000)
-    r.esep_orders = len(expected_ids)
+    r.esep_orders = sum(1 for nid in expected_ids if nid in results.first)
     r.esep_lines = total_lines
     r.esep_seconds = seconds
     # The first result's lines were decided before the clock started: leave them out of the rate.
     r.esep_lines_per_s = (total_lines - firsts[0][1]) / seconds
-    r.esep_lines_per_s_from_ready = total_lines / max(1e-3, (firsts[-1][0] - ready_at_ms) / 1000)
+    r.esep_lines_per_s_from_first_send = total_lines / max(1e-3, (firsts[-1][0] - sent_at_ms) / 1000)
     ours = [value for nid, (ts, value) in results.first.items() if nid in expected_ids]
     r.lines_posted = sum(v["lines_posted"] for v in ours)
     r.lines_refunded = sum(v["lines_refunded"] for v in ours)
@@ -626,7 +743,7 @@ async def phase_latency(res: Resources, tag: str, opts: Options, registry: list[
 
     from .synthetic import Scenario, make_orders
 
-    orders_per_s = r.esep_lines_per_s / opts.lines
+    orders_per_s = r.esep_orders / r.esep_seconds if r.esep_seconds else r.esep_lines_per_s / opts.lines
     rate = max(0.5, orders_per_s / 2.0)
     n = opts.latency_orders or max(1, round(rate * opts.latency_seconds))
     say(f"phase 4/4 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
@@ -648,6 +765,7 @@ async def phase_latency(res: Resources, tag: str, opts: Options, registry: list[
 
     producer = AIOKafkaProducer(bootstrap_servers=res.bootstrap, acks="all", linger_ms=0)
     await producer.start()
+    watch = CpuWatch(res)
     collector = asyncio.ensure_future(collect())
     try:
         tick = 0.05
@@ -686,6 +804,7 @@ async def phase_latency(res: Resources, tag: str, opts: Options, registry: list[
         except (asyncio.CancelledError, Exception):
             pass
         await producer.stop()
+    watch.report("latency", r)
     done = sorted(latencies)
     r.latency_orders = len(done)
     r.latency_rate_orders_per_s = rate
@@ -711,6 +830,9 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
     messages = _line_messages([rec for rec in records if rec.kind == "order"])
     say(f"generated {len(registry):,} persons and {opts.orders:,} orders ({len(messages):,} lines) "
         f"in {time.monotonic() - t:.1f} s")
+    # The generated data lives until the end: keep it out of every later collection in this process.
+    gc.collect()
+    gc.freeze()
     runs = []
     for rep in range(opts.runs):
         if opts.runs > 1:
@@ -719,7 +841,7 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
         workdir = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
         res.temp_dirs.append(workdir)
         r = RunResult()
-        await phase_raw(res, settings, tag, messages, r)
+        await phase_raw(res, settings, tag, messages, workdir, r)
         await phase_naive(res, settings, tag, messages, opts.naive_lines, workdir, r)
         if rep > 0:  # fresh ids and received_at for the next worker
             now = datetime.now(ALMATY)
@@ -739,7 +861,8 @@ def _median(runs: list[RunResult], name: str) -> float:
     return statistics.median(getattr(r, name) for r in runs)
 
 
-def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: str) -> dict:
+def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: str,
+              load_at_start: list[float] | None = None) -> dict:
     lines_per_s = _median(runs, "esep_lines_per_s")
     raw = _median(runs, "raw_lines_per_s")
     naive = _median(runs, "naive_lines_per_s")
@@ -759,7 +882,7 @@ def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: 
                  "p99_ms": p99 <= TARGET_P99_MS},
         "orders": opts.orders,
         "lines_per_order": opts.lines,
-        "lines": opts.orders * opts.lines,
+        "lines": runs[-1].esep_lines,
         "persons": opts.persons,
         "runs": len(runs),
         "all_orders_have_results": all(r.esep_orders == opts.orders for r in runs),
@@ -769,15 +892,19 @@ def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: 
         "registry_load_s": (statistics.median(x.registry_load_s for x in runs if x.registry_load_s is not None)
                             if any(x.registry_load_s is not None for x in runs) else None),
         "worker_ready_s": round(_median(runs, "worker_ready_s"), 2),
+        "worker_settle_s": round(_median(runs, "worker_settle_s"), 2),
+        "worker_settle_cpu_s": round(_median(runs, "worker_settle_cpu_s"), 2),
         "naive_store": "memory",
         "naive_lines": runs[-1].naive_lines,
         "naive_capped": runs[-1].naive_capped,
         "latency_orders": runs[-1].latency_orders,
         "latency_rate_orders_per_s": round(runs[-1].latency_rate_orders_per_s, 1),
         "worker": {"batch_size": settings.batch_size, "batch_within_ms": settings.batch_within_s * 1000,
-                   "partitions": settings.partitions},
+                   "partitions": settings.partitions, "pending": "off"},
         "broker": broker,
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg_at_start": load_at_start},
+        "others_cores_max": max((c for r in runs for c in r.others_cores.values()), default=None),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "per_run": [asdict(r) for r in runs],
     }
@@ -819,10 +946,17 @@ def render(summary: dict, runs: list[RunResult]) -> str:
         f"{summary['lines_posted']:,} lines posted + {summary['lines_refunded']:,} refunded "
         f"({'as expected by construction' if summary['results_match_expected'] else 'NOT as expected'})",
         f"registry: {summary['persons']:,} persons loaded in {summary['registry_load_s'] or float('nan'):.1f} s; "
-        f"worker ready {summary['worker_ready_s']:.1f} s after start",
+        f"worker ready {summary['worker_ready_s']:.1f} s after start, idle {summary['worker_settle_s']:.1f} s later "
+        f"({summary['worker_settle_cpu_s']:.1f} CPU s of start-up work; orders sent after it)",
         f"worker: ESEP_BATCH_SIZE={summary['worker']['batch_size']}, "
-        f"ESEP_BATCH_WITHIN_MS={summary['worker']['batch_within_ms']:g}, {summary['worker']['partitions']} partitions",
+        f"ESEP_BATCH_WITHIN_MS={summary['worker']['batch_within_ms']:g}, {summary['worker']['partitions']} partitions, "
+        f"ESEP_PENDING=off (lines decided at once, no registry-lag hold)",
     ]
+    busiest = summary["others_cores_max"]
+    if busiest is not None:
+        out.append(f"machine: other processes used at most {busiest:.2f} cores during a phase"
+                   + (" -- the figures are NOT reliable, run again on a quiet machine" if busiest > BUSY_CORES
+                      else " (quiet)"))
     if not all(summary["pass"].values()):
         out.append("a target was missed: profile the worker (ESEP_BENCH_PROFILE=<dir> esep bench runs py-spy on it)")
     return "\n".join(out)
@@ -832,16 +966,22 @@ def _resolve_broker(settings: Settings, res: Resources) -> tuple[str, str]:
     if settings.broker:
         from .settings import strip_scheme
 
-        return strip_scheme(settings.broker), "external (ESEP_BROKER)"
+        bootstrap = strip_scheme(settings.broker)
+        host, _, port = bootstrap.split(",")[0].rpartition(":")
+        if host in ("127.0.0.1", "localhost") and port.isdigit():
+            res.broker_pid = _listening_pid(int(port))  # on this machine: its CPU is part of the run
+        return bootstrap, "external (ESEP_BROKER)"
     import localkafka
 
     running = localkafka.status(settings.kafka_dir)
     if running is not None:
         say(f"using the local Kafka {running.version} already running at {running.bootstrap} (left running)")
+        res.broker_pid = running.pid
         return running.bootstrap, f"local Kafka {running.version}"
     say(f"starting a local Kafka {settings.kafka_version} under {settings.kafka_dir}")
     info = localkafka.start(settings.kafka_dir, version=settings.kafka_version, log=lambda m: say(m))
     res.broker_dir = settings.kafka_dir
+    res.broker_pid = info.pid
     return info.bootstrap, f"local Kafka {info.version}"
 
 
@@ -878,8 +1018,11 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
         res.bootstrap = bootstrap
         say(f"run {res.run_id} on {bootstrap}; worker batch {settings.batch_size} within "
             f"{settings.batch_within_s * 1000:g} ms")
+        load_at_start = _load_avg()
+        if load_at_start and load_at_start[0] > 1.0:
+            say(f"warning: the machine is busy (load average {load_at_start[0]:.2f}): figures will be noisy")
         results = asyncio.run(_bench(res, settings, opts))
-        summary = summarize(results, opts, settings, broker)
+        summary = summarize(results, opts, settings, broker, load_at_start)
         print()
         print(render(summary, results), flush=True)
         if out:
@@ -896,6 +1039,38 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
         client_log.setLevel(previous_level)
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _listening_pid(port: int) -> int | None:
+    """The local process listening on TCP `port` (Linux /proc), or None."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for row in f.read().splitlines()[1:]:
+                    cols = row.split()
+                    if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                        inodes.add(cols[9])
+        if not inodes:
+            return None
+        targets = {f"socket:[{i}]" for i in inodes}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                        return int(pid)
+            except OSError:
+                continue
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _profile_dir(given) -> Path | None:

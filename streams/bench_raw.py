@@ -72,3 +72,36 @@ async def raw_loop(bootstrap: str, in_topic: str, partitions: list[int], out_top
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m streams.bench_raw`: run the loop `--passes` times over the same input (each pass
+    re-reads it from the beginning) in a process of its own, as the workers run; one JSON line per
+    pass on stdout: {"messages": n, "seconds": s, "per_s": r}."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m streams.bench_raw")
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--in-topic", required=True)
+    p.add_argument("--out-topic", required=True)
+    p.add_argument("--partitions", required=True, help="comma-separated partition numbers of the input topic")
+    p.add_argument("--expected", type=int, required=True)
+    p.add_argument("--passes", type=int, default=1)
+    args = p.parse_args(argv)
+    partitions = [int(x) for x in args.partitions.split(",")]
+
+    async def run() -> None:
+        for _ in range(args.passes):
+            result = await raw_loop(args.bootstrap, args.in_topic, partitions, args.out_topic, args.expected)
+            print(json.dumps({"messages": result.messages, "seconds": result.seconds, "per_s": result.per_s}),
+                  flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
