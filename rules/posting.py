@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from . import codes
 from .calendar import default_calendar
-from .dates import format_period, parse_date, parse_period
+from .dates import format_period, parse_period
 from .iin import is_valid_iin
 from .money import parse_amount
 from .names import normalize_name
@@ -115,8 +115,9 @@ def registry_check(line, person: Person | None, period: tuple[int, int]) -> str 
     line_patronymic = normalize_name(line.patronymic)
     if line_patronymic and patronymic and line_patronymic != patronymic:
         return codes.NAME_MISMATCH
-    birth = parse_date(line.birth_date)
-    if birth is None or birth.isoformat() != person.birth_date:
+    # The registry's date is canonical YYYY-MM-DD, so string equality also rejects a line date that
+    # is not a real date (or not in that form) without parsing it.
+    if line.birth_date != person.birth_date:
         return codes.BIRTH_DATE_MISMATCH
     if person.death_date is not None:
         died: date = date.fromisoformat(person.death_date)

@@ -61,7 +61,8 @@ def _bench(args, settings: Settings) -> int:
     from .bench import run_bench
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
-                     runs=args.runs)
+                     runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
+                     profile_dir=args.profile)
 
 
 def _person(args, settings: Settings) -> int:
@@ -121,6 +122,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--persons", type=int, default=100_000, help="registry size")
     b.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
     b.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
+    b.add_argument("--naive-lines", type=int, default=None,
+                   help="cap the naive faust reference's lines (default: as many as the run has)")
+    b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
+    b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
     b.set_defaults(func=_bench)
     person = sub.add_parser("person", help="a person's recorded data changes (full IIN shown only here)")
     person_sub = person.add_subparsers(dest="action", required=True)
