@@ -60,7 +60,7 @@ def test_sigkill_twice_with_registry_changes_before_redelivery(broker, tmp_path)
             outputs.wait_for(lambda o: len(o.result_ids()) >= threshold, what=f"{threshold} results",
                              workers=[worker])
             worker.kill()
-            outputs.poll()
+            outputs.drain()
             decided = set(outputs.result_ids())
             kills.append(len(decided))
             first_wave = first_wave or decided
@@ -86,8 +86,7 @@ def test_sigkill_twice_with_registry_changes_before_redelivery(broker, tmp_path)
 
         outputs.wait_for(lambda o: o.result_ids() >= set(expect), timeout=180, what="every result",
                          workers=[worker])
-        time.sleep(1.5)
-        outputs.poll()
+        outputs.drain(quiet_s=1.5)
         observed = check_invariants(outputs, expect)
         # Orders decided before the first registry change used the original registry: exactly as
         # expected, although they were all redelivered after it.
@@ -119,8 +118,7 @@ def test_two_workers_split_partitions_and_give_the_expected_results(broker, tmp_
         send_all(stack, records)
         outputs.wait_for(lambda o: o.result_ids() >= set(expect), timeout=180, what="every result",
                          workers=[w1, w2])
-        time.sleep(1.5)
-        outputs.poll()
+        outputs.drain(quiet_s=1.5)
         observed = check_invariants(outputs, expect)
         for nid, exp in expect.items():
             assert observed[nid] == exp["lines"], nid

@@ -43,16 +43,14 @@ def test_late_registry_record_posts_the_held_line(broker, tmp_path):
         stack.send_notification(held_order("HOLD-1", now_almaty()))
         stack.flush()
         outputs.wait_for(lambda o: len(o.posted) >= 1, what="the matching line posted at once", workers=[worker])
-        time.sleep(3)
-        outputs.poll()
+        outputs.drain(quiet_s=3.0)
         assert [e["entry_id"] for e in outputs.posted] == ["HOLD-1/1"]
         assert outputs.results == [] and outputs.refunds == [], "no result while a line is held"
         assert worker.metric("esep_pending_lines") == 1
 
         stack.send_registry([LATE])  # the person reaches the registry after the notification
         outputs.wait_for(lambda o: o.results, what="the result once the held line is posted", workers=[worker])
-        time.sleep(1.5)
-        outputs.poll()
+        outputs.drain(quiet_s=1.5)
         assert sorted(e["entry_id"] for e in outputs.posted) == ["HOLD-1/1", "HOLD-1/2"]
         late_entry = next(e for e in outputs.posted if e["entry_id"] == "HOLD-1/2")
         assert late_entry["surname"] == "Жұмабаев"
@@ -82,8 +80,7 @@ def test_cutoff_refunds_a_line_still_failing_once(broker, tmp_path):
         stack.send_notification(held_order("HOLD-2", received))
         stack.flush()
         outputs.wait_for(lambda o: o.results, timeout=60, what="the result at the cut-off", workers=[worker])
-        time.sleep(3)
-        outputs.poll()
+        outputs.drain(quiet_s=3.0)
         assert len(outputs.results) == 1 and len(outputs.refunds) == 1, "decided once"
         refund = outputs.refunds[0]
         assert [(ln["line_no"], ln["reason"]) for ln in refund["lines"]] == [(2, "IIN_NOT_FOUND"), (3, "INVALID_IIN")]
@@ -110,8 +107,7 @@ def test_restart_while_held_decides_each_line_once(broker, tmp_path):
         stack.send_registry([LATE])
         worker.start()
         outputs.wait_for(lambda o: len(o.result_ids()) >= 5, timeout=90, what="every result", workers=[worker])
-        time.sleep(2)
-        outputs.poll()
+        outputs.drain(quiet_s=2.0)
         for i in range(5):
             nid = f"HOLD-R{i}"
             assert {e["entry_id"] for e in outputs.posted if e["entry_id"].startswith(nid + "/")} == {

@@ -37,8 +37,7 @@ def test_every_reason_code_repeat_and_malformed_records(broker, tmp_path):
 
         outputs.wait_for(lambda o: o.result_ids() >= set(expected) and len(o.dead_letters) >= len(bad),
                          what="a result per notification and every dead letter", workers=[worker])
-        time.sleep(2)  # anything extra (a second result, a posting of the repeat) would arrive by now
-        outputs.poll()
+        outputs.drain(quiet_s=2.0)  # anything extra (a second result, a posting of the repeat) would arrive by now
 
         results = {}
         for r in outputs.results:

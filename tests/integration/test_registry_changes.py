@@ -41,8 +41,7 @@ def test_each_change_is_published_once_and_history_reads_back(broker, tmp_path):
         expected = len(persons) + 2 + 1  # created each, two updates of A, one deletion
         topic = stack.topics.registry_changes
         changes.wait_for(lambda o: len(o.records[topic]) >= expected, what="the change events", workers=[w1, w2])
-        time.sleep(3)
-        changes.poll()
+        changes.drain(quiet_s=3.0)
         events = [v for _, v in changes.records[topic]]
         for e in events:
             PersonChange.model_validate(e)

@@ -26,8 +26,7 @@ def test_simulate_feeds_the_workers_topics(broker, tmp_path):
         assert orders == 40
         outputs.wait_for(lambda o: len(o.result_ids()) >= orders, what="a result per simulated order",
                          workers=[worker])
-        time.sleep(1)
-        outputs.poll()
+        outputs.drain(quiet_s=1.5)
         assert len(outputs.result_ids()) == orders
         assert all(r["notification_id"].startswith("SIM430-") for r in outputs.results)
     finally:
