@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from rules.calendar import ALMATY, default_calendar
 from rules.codes import REGISTRY_LAG_REASONS
-from rules.money import format_tiyn
+from rules.money import format_tiyn, parse_amount
 
 from .runner import WorkerProcess, broker_for, metric_value, run_scoped_env
 from .settings import Settings
@@ -88,9 +88,8 @@ class Observed:
 
 
 def tiyn(amount: str) -> int:
-    whole, _, frac = amount.partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
+    """Output amounts are canonical non-negative two-decimal strings."""
+    return parse_amount(amount)
 
 
 def percentile(values: list[float], q: float) -> float:

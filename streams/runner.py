@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +16,9 @@ from .settings import DEFAULT_TOPICS, Settings
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from localkafka.ports import pick_free_ports
+
+    return pick_free_ports(1)[0]
 
 
 @contextlib.contextmanager
