@@ -4,7 +4,6 @@ still decides each exactly once; deceased persons raise alerts for the Fund."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 
 import pytest

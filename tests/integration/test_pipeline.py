@@ -3,7 +3,6 @@ a record keyed by something other than its notification_id."""
 from __future__ import annotations
 
 import base64
-import time
 from decimal import Decimal
 
 import pytest

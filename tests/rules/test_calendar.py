@@ -6,7 +6,6 @@ import zoneinfo
 import pytest
 from hypothesis import given, strategies as st
 
-from rules import calendar as cal_mod
 from rules.calendar import (
     ALMATY, BusinessCalendar, check_tzdata, default_calendar, local_date, month_of, resolve_almaty,
 )
