@@ -20,7 +20,7 @@ from tables.decisions import DecisionStore
 from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
-from .processor import HoldPolicy, PostingProcessor, dead_letter, utc_now
+from .processor import HoldPolicy, PostingProcessor, utc_now
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
@@ -71,7 +71,7 @@ class Runtime:
                                           owned_partitions=self.owned_partitions, hold=hold)
         self.changes = RegistryChangePublisher(s, self.bootstrap, HistoryStore(s.worker_dir / "history"), sink,
                                                utc_now)
-        self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons, self._registry_dead_letter,
+        self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons,
                                        on_change=self.on_registry_change)
 
     def on_registry_change(self, iins) -> None:
@@ -133,12 +133,6 @@ class Runtime:
         except ConsumerNotStarted:  # faust's test_context: no consumer, nothing owned
             return []
         return [tp.partition for tp in assignment if tp.topic == topic]
-
-    async def _registry_dead_letter(self, partition, offset, key, value, error) -> None:
-        rec = InputRecord(self.settings.topics.registry_persons, partition, offset, key, value)
-        out = dead_letter(rec, "schema", error, utc_now(), self.settings.topics.dead_letters)
-        metrics.dead_letters.labels("registry", "schema").inc()
-        await self.processor._send_all([out], "dead-letters")
 
     async def run_replica(self) -> None:
         await self.replica_started()

@@ -15,34 +15,43 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
 
-from models.registry import RegistryPerson
 from monitoring import metrics
 from rules import entries
 from rules.person_changes import diff_person, person_fields
 from tables.changelog import ChangelogReader
 from tables.history import HistoryStore, encode_history
+from tables.registry import parse_record
 
-from .records import OutputRecord, Sink
+from .processor import dead_letter
+from .records import InputRecord, OutputRecord, Sink
 from .sending import send_all
 from .settings import Settings
 
 log = logging.getLogger("esep.registry.changes")
 
 
-def read_person(key: bytes | None, value: bytes | None) -> tuple[str, dict | None] | None:
-    """(iin, tracked fields or None for a deletion), or None for a record the replica rejects."""
-    if value is None:
-        return (key.decode("utf-8"), None) if key else None
-    try:
-        person = RegistryPerson.model_validate_json(value)
-    except ValidationError:
-        return None
-    if key is not None and key != person.iin.encode():
-        return None
-    return person.iin, {**person_fields(person.model_dump(mode="json")), "updated_at":
-                        person.updated_at.isoformat()}
+def read_person(key: bytes | None, value: bytes | None) -> tuple[str, dict | None] | str:
+    """(iin, tracked fields or None for a deletion), or the error of a record that is not valid."""
+    iin, person, error = parse_record(key, value)
+    if error is not None:
+        return error
+    if person is None:
+        return iin, None
+    return iin, {**person_fields(person.model_dump(mode="json")), "updated_at": person.updated_at.isoformat()}
+
+
+def error_kind(value: bytes | None) -> str:
+    if value is not None:
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                return "not_utf8"
+            return "not_json"
+    return "schema"
 
 
 def change_event(iin: str, version: dict, recorded_at: str) -> dict:
@@ -126,11 +135,19 @@ class RegistryChangePublisher:
             await self.reader.catch_up(sorted(needed))
             self.restored.update(needed)
         people = []
+        dead: list[OutputRecord] = []
         for tp, records in batches.items():
             for rec in records:
                 read = read_person(rec.key, rec.value)
-                if read is not None:
+                if isinstance(read, str):
+                    source = InputRecord(tp.topic, tp.partition, rec.offset, rec.key, rec.value)
+                    kind = error_kind(rec.value)
+                    dead.append(dead_letter(source, kind, read, self.clock(), self.settings.topics.dead_letters))
+                    metrics.dead_letters.labels("registry", kind).inc()
+                else:
                     people.append((tp.partition, rec.offset, *read))
+        if dead:
+            await send_all(self.sink, dead, "dead-letters")
         histories = self.store.get_many(sorted({iin for _, _, iin, _ in people}))
         changed: dict[str, int] = {}  # iin -> partition of its history
         events: list[dict] = []

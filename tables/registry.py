@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +26,6 @@ from .rocks import new_batch, open_store, put_offset, read_offsets
 log = logging.getLogger("esep.registry")
 PERSON_PREFIX = b"p/"
 
-# A rejected registry record: (partition, offset, key, value, error) -> awaitable dead letter.
-DeadLetterFn = Callable[[int, int, bytes | None, bytes | None, str], Awaitable[None]]
 
 
 def encode_person(p: RegistryPerson) -> bytes:
@@ -75,8 +73,8 @@ class RegistryStore:
         self.db.close()
 
 
-def judge_record(key: bytes | None, value: bytes | None) -> tuple[str | None, bytes | None, str | None]:
-    """(iin, encoded person or None for a deletion, error). A record with an error changes nothing."""
+def parse_record(key: bytes | None, value: bytes | None) -> tuple[str | None, RegistryPerson | None, str | None]:
+    """(iin, person or None for a deletion, error) of one registry record."""
     if value is None:
         if not key:
             return None, None, "tombstone without a key: no person to delete"
@@ -90,7 +88,13 @@ def judge_record(key: bytes | None, value: bytes | None) -> tuple[str | None, by
         return None, None, describe_validation_error(exc)
     if key is not None and key != person.iin.encode():
         return None, None, "key does not equal the record's iin (registry.persons is keyed by IIN)"
-    return person.iin, encode_person(person), None
+    return person.iin, person, None
+
+
+def judge_record(key: bytes | None, value: bytes | None) -> tuple[str | None, bytes | None, str | None]:
+    """(iin, encoded person or None for a deletion, error). A record with an error changes nothing."""
+    iin, person, error = parse_record(key, value)
+    return iin, (encode_person(person) if person is not None else None), error
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -115,13 +119,12 @@ class RegistryReplica:
     """Follows `topic` into `store`; `ready` is set once the replica reached the high watermarks
     noted at start, and posting waits for it."""
 
-    def __init__(self, store: RegistryStore, bootstrap: str, topic: str, dead_letter: DeadLetterFn,
+    def __init__(self, store: RegistryStore, bootstrap: str, topic: str,
                  on_change: Callable[[set[str]], None] | None = None):
         self.store = store
         self.on_change = on_change
         self.bootstrap = bootstrap
         self.topic = topic
-        self.dead_letter = dead_letter
         self.ready = asyncio.Event()
         self.stats = ReplicaStats()
 
@@ -168,9 +171,10 @@ class RegistryReplica:
                 for rec in records:
                     iin, value, error = judge_record(rec.key, rec.value)
                     if error is not None:
+                        # Skipped here; dead-lettered once by the change publisher (one consumer
+                        # group), not once per worker replica.
                         self.stats.rejected += 1
                         metrics.registry_records.labels("rejected").inc()
-                        await self.dead_letter(tp.partition, rec.offset, rec.key, rec.value, error)
                         continue
                     puts[iin] = value
                     self.stats.records += 1

@@ -2,6 +2,7 @@
 registry.changes even with two workers, and a person's history read back by `esep person history`."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -36,6 +37,9 @@ def test_each_change_is_published_once_and_history_reads_back(broker, tmp_path):
         stack.send_registry([documented])
         gone = persons[2]["iin"]
         stack.send(stack.topics.registry_persons, gone.encode(), None)
+        broken = {k: v for k, v in a.items() if k != "surname"}
+        stack.send(stack.topics.registry_persons, b"870314312348", json.dumps(broken).encode())
+        stack.send(stack.topics.registry_persons, b"870314312348", b"\xff not utf-8")
         stack.flush()
         expected = len(persons) + 2 + 1  # created each, two updates of A, one deletion
         topic = stack.topics.registry_changes
@@ -53,6 +57,18 @@ def test_each_change_is_published_once_and_history_reads_back(broker, tmp_path):
         assert of_a[2]["changed_at"] == "2026-11-27T12:00:00+05:00"
         deleted = next(e for e in events if e["iin"] == gone and e["kind"] == "deleted")
         assert {c["field"] for c in deleted["changes"]} >= {"surname", "name", "birth_date"}
+
+        # Invalid registry records: dead-lettered once although two replicas skipped them.
+        dead = Outputs(stack)
+        dead.consumer.subscribe([stack.topics.dead_letters])
+        dead.wait_for(lambda o: len(o.records[stack.topics.dead_letters]) >= 2, what="registry dead letters",
+                      workers=[w1, w2])
+        dead.drain()
+        letters = [v for _, v in dead.records[stack.topics.dead_letters]]
+        dead.close()
+        assert sorted(d["error_kind"] for d in letters) == ["not_utf8", "schema"]
+        assert all(d["source_topic"] == stack.topics.registry_persons for d in letters)
+        assert any("surname" in d["error"] for d in letters)
 
         env = {**w1.env}
         out = subprocess.run([sys.executable, "-m", "streams.cli", "person", "history", A["iin"]], cwd=ROOT,
