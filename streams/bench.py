@@ -21,13 +21,11 @@ import asyncio
 import gc
 import json
 import logging
-import math
 import os
 import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,7 @@ from pathlib import Path
 
 import orjson
 
+from .runner import free_port, percentile
 from .settings import DEFAULT_TOPICS, Settings
 
 TARGET_VS_NAIVE = 5.0
@@ -65,12 +64,6 @@ def say(msg: str) -> None:
     print(f"bench: {msg}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env_int(name: str) -> int | None:
     raw = os.environ.get(name, "")
     if not raw:
@@ -82,14 +75,6 @@ def _env_int(name: str) -> int | None:
     if value < 1:
         raise BenchError(f"{name}={value} must be at least 1")
     return value
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (q in 0..100)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def _process_cpu(pid: int, tick: int | None = None) -> float | None:

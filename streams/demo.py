@@ -15,7 +15,7 @@ from rules.calendar import ALMATY, default_calendar
 from rules.codes import REGISTRY_LAG_REASONS
 from rules.money import format_tiyn, parse_amount
 
-from .runner import WorkerProcess, broker_for, metric_value, run_scoped_env
+from .runner import WorkerProcess, broker_for, metric_value, percentile, run_scoped_env
 from .settings import Settings
 from .chart import write_run_chart
 from .synthetic import Scenario, make_orders, make_registry, split_late, summary_of
@@ -68,9 +68,9 @@ class Observed:
             for line in refund["lines"]:
                 by_reason[line["reason"]] += 1
                 if refund["scope"] == "lines":
-                    amount_by_reason[line["reason"]] += tiyn(line["amount"])
+                    amount_by_reason[line["reason"]] += parse_amount(line["amount"])
             if refund["scope"] == "order":
-                amount_by_reason[refund["reason"]] += tiyn(refund["amount"])
+                amount_by_reason[refund["reason"]] += parse_amount(refund["amount"])
         posted_kind = Counter(e["kind"] for e in self.posted.values())
         return {
             "orders": len(self.results),
@@ -79,24 +79,12 @@ class Observed:
             "lines_refunded": sum(r["lines_refunded"] for r, _ in self.results.values()),
             "lines_refunded_by_reason": dict(by_reason),
             "lines_posted_by_kind": dict(posted_kind),
-            "amount_posted_tiyn": sum(tiyn(r["amount_posted"]) for r, _ in self.results.values()),
-            "amount_refunded_tiyn": sum(tiyn(r["amount_refunded"]) for r, _ in self.results.values()),
+            "amount_posted_tiyn": sum(parse_amount(r["amount_posted"]) for r, _ in self.results.values()),
+            "amount_refunded_tiyn": sum(parse_amount(r["amount_refunded"]) for r, _ in self.results.values()),
             "amount_refunded_by_reason_tiyn": dict(amount_by_reason),
             "dead_letters": len(self.dead_letters),
             "dead_letters_by_kind": dict(Counter(d["error_kind"] for d in self.dead_letters)),
         }
-
-
-def tiyn(amount: str) -> int:
-    """Output amounts are canonical non-negative two-decimal strings."""
-    return parse_amount(amount)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def reconcile(expected: dict, observed: dict) -> list[tuple[str, str, str, bool]]:
@@ -257,13 +245,13 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
             say(f"throughput: the feed sent {len(records):,} records ({lines_decided:,} lines) in {feed_took:.1f} s "
                 f"(~{lines_decided / feed_took:,.0f} lines/s); the last order decided at once came out "
                 f"{elapsed - feed_took:+.1f} s after the feed ended (`esep bench` measures the maximum)")
-            say(f"latency notification sent -> orders.results: p50 {percentile(latencies, 0.5):.0f} ms, "
-                f"p99 {percentile(latencies, 0.99):.0f} ms over the {len(latencies):,} orders decided at once "
+            say(f"latency notification sent -> orders.results: p50 {percentile(latencies, 50):.0f} ms, "
+                f"p99 {percentile(latencies, 99):.0f} ms over the {len(latencies):,} orders decided at once "
                 f"({len(held_orders):,} orders waited for the registry or the cut-off)")
             report = {
                 "run_id": run_id, "reconciled": ok, "expected": expected, "observed": summary,
                 "duplicates_ignored": duplicates, "feed_lines_per_s": lines_decided / (sent_done - started),
-                "latency_p50_ms": percentile(latencies, 0.5), "latency_p99_ms": percentile(latencies, 0.99),
+                "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99),
                 "topics_suffix": run_id,
             }
             report.update(late_lines_posted=late_posted, lines_held=held, deadline_breaches=breaches)

@@ -30,7 +30,7 @@ from tables.decisions import DecisionRecord, DecisionStore
 from tables.registry import RegistryStore, describe_validation_error
 
 from .records import InputRecord, OutputRecord, Sink, b64
-from .sending import send_all
+from .sending import send_all, write_changelog
 from .settings import Topics
 
 log = logging.getLogger("esep.posting")
@@ -247,11 +247,7 @@ class PostingProcessor:
             return
         out = [OutputRecord(self.topics.decisions, r.notification_id.encode(), r.encode(), r.partition)
                for r in records]
-        metas = await self._send_all(out, "decisions")
-        next_offsets: dict[int, int] = {}
-        for meta in metas:
-            next_offsets[meta.partition] = max(next_offsets.get(meta.partition, 0), meta.offset + 1)
-        self.decisions.apply([(r.key.decode(), r.value) for r in out], next_offsets)
+        await write_changelog(self.sink, out, self.decisions, "decisions", self.retry_backoff_s)
 
     def _render(self, order, decision: OrderDecision, stamp: str, outputs,
                 lines: set[int] | None = None) -> None:

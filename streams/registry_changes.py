@@ -25,7 +25,7 @@ from tables.registry import parse_record
 
 from .processor import dead_letter
 from .records import InputRecord, OutputRecord, Sink
-from .sending import send_all
+from .sending import send_all, write_changelog
 from .settings import Settings
 
 log = logging.getLogger("esep.registry.changes")
@@ -175,11 +175,7 @@ class RegistryChangePublisher:
             out = [OutputRecord(self.settings.topics.registry_history, iin.encode(),
                                 encode_history(iin, histories[iin]), partition)
                    for iin, partition in changed.items()]
-            metas = await send_all(self.sink, out, "registry-history")
-            next_offsets: dict[int, int] = {}
-            for meta in metas:
-                next_offsets[meta.partition] = max(next_offsets.get(meta.partition, 0), meta.offset + 1)
-            self.store.apply([(r.key.decode(), r.value) for r in out], next_offsets)
+            await write_changelog(self.sink, out, self.store, "registry-history")
         if events:
             stamp = entries.stamp(self.clock())
             for e in events:
