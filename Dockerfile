@@ -14,12 +14,36 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/esep
 WORKDIR /src
-# The whole tree minus .dockerignore: new packages listed in pyproject.toml need no edit here.
-COPY . .
+# The engine's packages only: the tools (tools/: local broker, demo, bench, simulate) are not
+# part of the worker's image. tests/test_layout.py checks this list against pyproject.toml.
+COPY pyproject.toml README.md ./
+COPY streams streams
+COPY models models
+COPY tables tables
+COPY monitoring monitoring
+COPY rules rules
 RUN /opt/esep/bin/pip install . \
  && /opt/esep/bin/esep --help >/dev/null
 
-# Stage 2: the runtime, without the source tree and pip's build leftovers.
+# The simulator (`docker compose --profile simulator`): the engine plus the tools and their extra.
+FROM build AS tools-build
+COPY tools tools
+RUN /opt/esep/bin/pip install '.[tools]' \
+ && /opt/esep/bin/esep simulate --help >/dev/null
+
+FROM python:3.11.14-slim-bookworm AS simulator
+RUN groupadd --system --gid 10001 esep \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/esep --no-create-home \
+      --shell /usr/sbin/nologin esep \
+ && mkdir -p /var/lib/esep && chown 10001:10001 /var/lib/esep
+COPY --from=tools-build /opt/esep /opt/esep
+ENV PATH=/opt/esep/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 ESEP_DATA_DIR=/var/lib/esep
+WORKDIR /var/lib/esep
+USER 10001:10001
+ENTRYPOINT ["esep"]
+CMD ["simulate"]
+
+# The worker's runtime (the default, last stage), without the source tree and pip's build leftovers.
 FROM python:3.11.14-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 esep \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/esep --no-create-home \

@@ -2,29 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 
 from .settings import Settings, SettingsError
 
 
-def _kafka(args, settings: Settings) -> int:
-    import localkafka
-
-    if args.action == "start":
-        info = localkafka.start(settings.kafka_dir, version=settings.kafka_version)
-        print(f"Kafka {info.version} ready at {info.bootstrap} (pid {info.pid}, data {info.data_dir})")
-        print(f"  export ESEP_BROKER={info.url}   # optional: commands find this broker by ESEP_DATA_DIR")
-        return 0
-    if args.action == "stop":
-        stopped = localkafka.stop(settings.kafka_dir)
-        print("Kafka stopped" if stopped else f"no local Kafka was running under {settings.kafka_dir}")
-        return 0
-    info = localkafka.status(settings.kafka_dir)
-    if info is None:
-        print(f"no local Kafka runs under {settings.kafka_dir} (start one: esep kafka start)")
-        return 1
-    print(f"Kafka {info.version} running at {info.bootstrap} (pid {info.pid}, log {info.log_path})")
-    return 0
+class CommandError(RuntimeError):
+    """A command cannot go on; its message says what to do next (exit 1, no traceback)."""
 
 
 def _topics(args, settings: Settings) -> int:
@@ -43,26 +28,6 @@ def _worker(args, settings: Settings) -> int:
 
     run_worker(settings)
     return 0
-
-
-def _demo(args, settings: Settings) -> int:
-    from .demo import run_demo
-
-    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out)
-
-
-def _simulate(args, settings: Settings) -> int:
-    from .simulate import run_simulation
-
-    return run_simulation(settings, orders=args.orders, persons=args.persons, rate=args.rate, seed=args.seed)
-
-
-def _bench(args, settings: Settings) -> int:
-    from .bench import run_bench
-
-    return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
-                     runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile)
 
 
 def _person(args, settings: Settings) -> int:
@@ -98,35 +63,10 @@ def _schemas(args, settings: Settings) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="esep", description="Real-time posting of social contributions (Order No. 430).")
     sub = p.add_subparsers(dest="command", required=True)
-    k = sub.add_parser("kafka", help="a local single-node Apache Kafka (KRaft) from Maven Central jars")
-    k.add_argument("action", choices=["start", "stop", "status"])
-    k.set_defaults(func=_kafka)
     t = sub.add_parser("topics", help="create the missing topics with the configured partitions")
     t.add_argument("action", choices=["create"])
     t.set_defaults(func=_topics)
     sub.add_parser("worker", help="run a posting worker (faust) until interrupted").set_defaults(func=_worker)
-    d = sub.add_parser("demo", help="a simulated business day end to end, with a reconciled summary")
-    d.add_argument("--orders", type=int, default=1500, help="notifications to send (default 1500)")
-    d.add_argument("--seed", type=int, default=430, help="random seed of the synthetic data")
-    d.add_argument("--out", default="demo-output", help="folder for the summary JSON and chart")
-    d.set_defaults(func=_demo)
-    sim = sub.add_parser("simulate", help="the bank and the registry feed, simulated, into the configured topics")
-    sim.add_argument("--orders", type=int, default=1000, help="notifications to send (default 1000)")
-    sim.add_argument("--persons", type=int, default=20_000, help="synthetic registry size (default 20000)")
-    sim.add_argument("--rate", type=float, default=50.0, help="notifications per second (default 50)")
-    sim.add_argument("--seed", type=int, default=430)
-    sim.set_defaults(func=_simulate)
-    b = sub.add_parser("bench", help="throughput and latency against the raw and naive-faust references")
-    b.add_argument("--orders", type=int, default=5000)
-    b.add_argument("--lines", type=int, default=20, help="lines per order")
-    b.add_argument("--persons", type=int, default=100_000, help="registry size")
-    b.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
-    b.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
-    b.add_argument("--naive-lines", type=int, default=None,
-                   help="cap the naive faust reference's lines (default: as many as the run has)")
-    b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
-    b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
-    b.set_defaults(func=_bench)
     person = sub.add_parser("person", help="a person's recorded data changes (full IIN shown only here)")
     person_sub = person.add_subparsers(dest="action", required=True)
     history = person_sub.add_parser("history", help="print every recorded version of a person")
@@ -134,7 +74,34 @@ def parser() -> argparse.ArgumentParser:
     history.set_defaults(func=_person)
     sub.add_parser("config", help="print the configuration in force").set_defaults(func=_config)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from the models").set_defaults(func=_schemas)
+    add_tool_commands(sub)
     return p
+
+
+TOOL_COMMANDS = "esep.commands"
+
+
+def add_tool_commands(sub) -> None:
+    """Commands of the tools package (`esep[tools]`: local broker, demo, bench, ...), found through
+    the `esep.commands` entry points so that the engine never imports the tools. In the worker's
+    image the tools are absent and their commands say how to get them."""
+    for ep in importlib.metadata.entry_points(group=TOOL_COMMANDS):
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            missing = sub.add_parser(ep.name, help=f"(not installed: {exc.name})", add_help=False)
+            missing.set_defaults(func=_tools_missing(ep.name))
+            missing.add_argument("rest", nargs=argparse.REMAINDER)
+            continue
+        register(sub)
+
+
+def _tools_missing(name: str):
+    def explain(args, settings) -> int:
+        print(f"esep: `esep {name}` is one of the tools, not installed here: pip install 'esep[tools]' "
+              "from a checkout of the project", file=sys.stderr)
+        return 2
+    return explain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,13 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("esep: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        from localkafka import BrokerError
-
-        if isinstance(exc, BrokerError):
-            print(f"esep: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except CommandError as exc:
+        print(f"esep: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 every variable here; `esep config` prints the values in force."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass, field, fields
@@ -136,20 +137,35 @@ class Settings:
         """The bootstrap address `host:port[,host:port]`; the local broker when ESEP_BROKER is unset."""
         if self.broker:
             return strip_scheme(self.broker)
-        from localkafka import status
-
-        info = status(self.kafka_dir)
-        if info is None:
+        local = local_broker(self.kafka_dir)
+        if local is None:
             raise SettingsError(
                 f"ESEP_BROKER is not set and no local broker runs under {self.kafka_dir}: "
                 f"start one with `esep kafka start` or set ESEP_BROKER=kafka://host:port"
             )
-        return info.bootstrap
+        return local
 
     def describe(self) -> list[tuple[str, str]]:
         rows = [(f.name, str(getattr(self, f.name))) for f in fields(self) if f.name != "topics"]
         rows += [(f"topic.{f.name}", getattr(self.topics, f.name)) for f in fields(self.topics)]
         return rows
+
+
+def local_broker(kafka_dir: Path) -> str | None:
+    """The address that the local launcher (`esep kafka start`) keeps in `<dir>/broker.json` while
+    its broker runs: the one interface between the tools' launcher and the engine."""
+    try:
+        state = json.loads((kafka_dir / "broker.json").read_text())
+        pid, port = int(state["pid"]), int(state["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return f"127.0.0.1:{port}"
 
 
 def strip_scheme(broker: str) -> str:

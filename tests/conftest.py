@@ -17,7 +17,7 @@ def broker(tmp_path_factory) -> str:
 
         yield strip_scheme(configured)
         return
-    import localkafka
+    from tools import localkafka
 
     version = os.environ.get("ESEP_KAFKA_VERSION", localkafka.DEFAULT_VERSION)
     data_dir = Path(tmp_path_factory.mktemp("kafka"))

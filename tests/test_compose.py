@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SOURCE_PACKAGES = ("streams", "tables", "monitoring", "localkafka")
+SOURCE_PACKAGES = ("streams", "tables", "monitoring", "tools", "tools/localkafka")
 ENV_NAME = re.compile(r"ESEP_[A-Z0-9]+(?:_[A-Z0-9]+)*")
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+")
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -207,8 +207,10 @@ def test_every_image_is_pinned(services):
             context = service["build"]["context"] if isinstance(service["build"], dict) else service["build"]
             assert (ROOT / context).resolve() == ROOT, f"{name}: build context is not the project root"
             if image is not None:
-                assert image == f"esep:{version}", (
+                assert image in (f"esep:{version}", f"esep-tools:{version}"), (
                     f"{name}: our image is tagged {image!r}; keep it esep:{version} (pyproject's version)")
+                assert (image == f"esep-tools:{version}") == (service["build"].get("target") == "simulator"), (
+                    f"{name}: only the simulator target (engine + tools) is tagged esep-tools")
         else:
             assert image, f"{name}: no image"
             assert not image.startswith("esep"), f"{name}: uses our image {image!r} without `build:`"
@@ -327,7 +329,7 @@ def test_simulator_is_optional(services):
 
 
 def test_kafka_service(compose, services):
-    from localkafka import DEFAULT_VERSION
+    from tools.localkafka import DEFAULT_VERSION
 
     kafka = services["kafka"]
     assert kafka["image"] == f"apache/kafka:{DEFAULT_VERSION}", "the compose broker should match `esep kafka start`"
@@ -436,9 +438,10 @@ def test_dockerignore_keeps_the_sources_and_drops_the_rest():
         assert needed in patterns, f".dockerignore should exclude {needed}"
     find = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]["find"]
     packages = {p.rstrip("*").rstrip(".") for p in find["include"]}
-    kept = packages | {"pyproject.toml", "README.md"}
+    kept = (packages - {"tools"}) | {"pyproject.toml", "README.md"}
     dropped = kept & patterns
     assert not dropped, f".dockerignore drops what `pip install .` needs: {sorted(dropped)}"
+    assert "tools" in packages
 
 
 # ---- monitoring: Prometheus and Grafana ----------------------------------------------------------

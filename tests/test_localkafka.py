@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-import localkafka
-from localkafka import BrokerError, BrokerInfo
-from localkafka import broker as broker_mod
-from localkafka import config, jars, ports, state
+from tools import localkafka
+from tools.localkafka import BrokerError, BrokerInfo
+from tools.localkafka import broker as broker_mod
+from tools.localkafka import config, jars, ports, state
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -344,8 +344,8 @@ def test_real_broker_serves_topics_and_restarts_on_same_data_dir(tmp_path):
 @pytest.mark.integration
 def test_a_cluster_id_beginning_with_a_dash_formats(tmp_path, monkeypatch):
     """URL-safe base64 ids can begin with "-": the storage tool must not read one as an option."""
-    import localkafka
-    from localkafka import broker
+    from tools import localkafka
+    from tools.localkafka import broker
 
     monkeypatch.setattr(broker, "new_cluster_id", lambda: "-AbCdEfGhIjKlMnOpQrStU")
     info = localkafka.start(tmp_path, version=localkafka.DEFAULT_VERSION)

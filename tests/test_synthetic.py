@@ -1,4 +1,4 @@
-"""streams.synthetic: deterministic, contract-shaped, and labelled with the right expected outcome.
+"""tools.synthetic: deterministic, contract-shaped, and labelled with the right expected outcome.
 
 The labels are checked against an oracle written here from the contract's text (check order,
 normalization, deceased rule), not against rules.posting: the generator exists to test that code.
@@ -20,8 +20,8 @@ from rules.dates import parse_date, parse_period
 from rules.iin import is_valid_iin
 from rules.money import parse_amount
 from rules.names import normalize_name
-from streams import synthetic
-from streams.synthetic import Scenario, make_orders, make_person, make_registry, split_late, summary_of
+from tools import synthetic
+from tools.synthetic import Scenario, make_orders, make_person, make_registry, split_late, summary_of
 
 RECEIVED = datetime(2026, 11, 26, 10, 15, tzinfo=ALMATY)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams.runner import WorkerProcess as RunnerWorker
-from streams.runner import free_port  # noqa: F401  (re-exported for the monitoring tests)
+from tools.runner import WorkerProcess as RunnerWorker
+from tools.runner import free_port  # noqa: F401  (re-exported for the monitoring tests)
 from streams.settings import DEFAULT_TOPICS, Settings
 from streams.topics import ensure_topics
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.bench import run_bench
+from tools.bench import run_bench
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

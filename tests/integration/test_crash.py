@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from streams.synthetic import Scenario, make_orders, make_registry
+from tools.synthetic import Scenario, make_orders, make_registry
 
 from .harness import Outputs, Stack, check_invariants
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import orjson
 
 from .runner import free_port, percentile
-from .settings import DEFAULT_TOPICS, Settings
+from streams.settings import DEFAULT_TOPICS, Settings
 
 TARGET_VS_NAIVE = 5.0
 TARGET_VS_RAW = 0.3
@@ -190,7 +190,7 @@ class Resources:
         for d in self.temp_dirs:
             shutil.rmtree(d, ignore_errors=True)
         if self.broker_dir is not None:
-            import localkafka
+            from tools import localkafka
 
             localkafka.stop(self.broker_dir)
             say(f"stopped the local Kafka broker this run started ({self.broker_dir})")
@@ -198,7 +198,7 @@ class Resources:
 
 
 def _admin(bootstrap: str):
-    from .topics import admin_client
+    from streams.topics import admin_client
 
     return admin_client(bootstrap)
 
@@ -402,7 +402,7 @@ async def phase_raw(res: Resources, settings: Settings, tag: str, messages: list
     # the machine: the ceiling is the median of a few passes.
     log_path = workdir / "raw.log"
     watch = CpuWatch(res)
-    proc = res.spawn([sys.executable, "-m", "streams.bench_raw", "--bootstrap", res.bootstrap, "--in-topic", src,
+    proc = res.spawn([sys.executable, "-m", "tools.bench_raw", "--bootstrap", res.bootstrap, "--in-topic", src,
                       "--out-topic", dst, "--partitions", ",".join(map(str, parts)),
                       "--expected", str(len(messages)), "--passes", str(RAW_PASSES)],
                      dict(os.environ), log_path, stdout=subprocess.PIPE)
@@ -446,7 +446,7 @@ async def phase_naive(res: Resources, settings: Settings, tag: str, messages: li
     log_path = workdir / "naive.log"
     tail = await Tail(res.bootstrap, [dst]).start()
     watch = CpuWatch(res)
-    proc = res.spawn([sys.executable, "-m", "streams.bench_naive"], env, log_path)
+    proc = res.spawn([sys.executable, "-m", "tools.bench_naive"], env, log_path)
     try:
         count, first_ts, last_ts = 0, None, None
         spawned = time.monotonic()
@@ -589,7 +589,7 @@ class Results:
 async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options, registry: list[dict],
                      records, workdir: Path, r: RunResult) -> tuple[EsepWorker, Tail, Results]:
     from .synthetic import summary_of
-    from .topics import ensure_topics
+    from streams.topics import ensure_topics
 
     orders = [rec for rec in records if rec.kind == "order"]
     expected_ids = {rec.expect["notification_id"] for rec in orders}
@@ -949,14 +949,14 @@ def render(summary: dict, runs: list[RunResult]) -> str:
 
 def _resolve_broker(settings: Settings, res: Resources) -> tuple[str, str]:
     if settings.broker:
-        from .settings import strip_scheme
+        from streams.settings import strip_scheme
 
         bootstrap = strip_scheme(settings.broker)
         host, _, port = bootstrap.split(",")[0].rpartition(":")
         if host in ("127.0.0.1", "localhost") and port.isdigit():
             res.broker_pid = _listening_pid(int(port))  # on this machine: its CPU is part of the run
         return bootstrap, "external (ESEP_BROKER)"
-    import localkafka
+    from tools import localkafka
 
     running = localkafka.status(settings.kafka_dir)
     if running is not None:
@@ -1077,10 +1077,10 @@ def _sigterm_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m streams.bench`: the same as `esep bench`, with the options the CLI does not have yet."""
+    """`python -m tools.bench`: the same as `esep bench`, with the options the CLI does not have yet."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m streams.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
     p.add_argument("--orders", type=int, default=5000)
     p.add_argument("--lines", type=int, default=20, help="lines per order")
     p.add_argument("--persons", type=int, default=100_000, help="registry size")

@@ -15,7 +15,7 @@ Run by the benchmark as a subprocess worker, configured by the environment:
     ESEP_BENCH_DATA_DIR    faust's data dir
     ESEP_BENCH_WEB_PORT    web port, bound to 127.0.0.1
 
-    python -m streams.bench_naive
+    python -m tools.bench_naive
 """
 from __future__ import annotations
 

@@ -13,11 +13,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from .settings import DEFAULT_TOPICS, Settings
+from streams.settings import DEFAULT_TOPICS, Settings
 
 
 def free_port() -> int:
-    from localkafka.ports import pick_free_ports
+    from tools.localkafka.ports import pick_free_ports
 
     return pick_free_ports(1)[0]
 
@@ -29,7 +29,7 @@ def broker_for(settings: Settings, log=print) -> Iterator[str]:
     if settings.broker:
         yield settings.resolve_broker()
         return
-    import localkafka
+    from tools import localkafka
 
     running = localkafka.status(settings.kafka_dir)
     if running is not None:

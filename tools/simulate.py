@@ -11,9 +11,9 @@ from kafka import KafkaProducer
 
 from rules.calendar import ALMATY
 
-from .settings import Settings
+from streams.settings import Settings
 from .synthetic import Scenario, make_orders, make_registry, split_late, summary_of
-from .topics import ensure_topics
+from streams.topics import ensure_topics
 
 
 def run_simulation(settings: Settings, orders: int, persons: int, rate: float, seed: int, lines: int = 20,

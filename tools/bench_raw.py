@@ -75,13 +75,13 @@ async def raw_loop(bootstrap: str, in_topic: str, partitions: list[int], out_top
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m streams.bench_raw`: run the loop `--passes` times over the same input (each pass
+    """`python -m tools.bench_raw`: run the loop `--passes` times over the same input (each pass
     re-reads it from the beginning) in a process of its own, as the workers run; one JSON line per
     pass on stdout: {"messages": n, "seconds": s, "per_s": r}."""
     import argparse
     import json
 
-    p = argparse.ArgumentParser(prog="python -m streams.bench_raw")
+    p = argparse.ArgumentParser(prog="python -m tools.bench_raw")
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--in-topic", required=True)
     p.add_argument("--out-topic", required=True)

@@ -16,10 +16,10 @@ from rules.codes import REGISTRY_LAG_REASONS
 from rules.money import format_tiyn, parse_amount
 
 from .runner import WorkerProcess, broker_for, metric_value, percentile, run_scoped_env
-from .settings import Settings
+from streams.settings import Settings
 from .chart import write_run_chart
 from .synthetic import Scenario, make_orders, make_registry, split_late, summary_of
-from .topics import ensure_topics
+from streams.topics import ensure_topics
 
 
 class Observed:

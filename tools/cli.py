@@ -1,0 +1,101 @@
+"""The tools' commands of `esep` (local broker, demo, simulate, bench), registered through the
+`esep.commands` entry points: the engine's command line finds them without importing the tools."""
+from __future__ import annotations
+
+import functools
+
+from streams.cli import CommandError
+from streams.settings import Settings
+
+from .localkafka import BrokerError
+
+
+def _broker_errors(func):
+    @functools.wraps(func)
+    def run(args, settings: Settings) -> int:
+        try:
+            return func(args, settings)
+        except BrokerError as exc:
+            raise CommandError(str(exc)) from exc
+    return run
+
+
+@_broker_errors
+def _kafka(args, settings: Settings) -> int:
+    from . import localkafka
+
+    if args.action == "start":
+        info = localkafka.start(settings.kafka_dir, version=settings.kafka_version)
+        print(f"Kafka {info.version} ready at {info.bootstrap} (pid {info.pid}, data {info.data_dir})")
+        print(f"  export ESEP_BROKER={info.url}   # optional: commands find this broker by ESEP_DATA_DIR")
+        return 0
+    if args.action == "stop":
+        stopped = localkafka.stop(settings.kafka_dir)
+        print("Kafka stopped" if stopped else f"no local Kafka was running under {settings.kafka_dir}")
+        return 0
+    info = localkafka.status(settings.kafka_dir)
+    if info is None:
+        print(f"no local Kafka runs under {settings.kafka_dir} (start one: esep kafka start)")
+        return 1
+    print(f"Kafka {info.version} running at {info.bootstrap} (pid {info.pid}, log {info.log_path})")
+    return 0
+
+
+@_broker_errors
+def _demo(args, settings: Settings) -> int:
+    from .demo import run_demo
+
+    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out)
+
+
+@_broker_errors
+def _simulate(args, settings: Settings) -> int:
+    from .simulate import run_simulation
+
+    return run_simulation(settings, orders=args.orders, persons=args.persons, rate=args.rate, seed=args.seed)
+
+
+@_broker_errors
+def _bench(args, settings: Settings) -> int:
+    from .bench import run_bench
+
+    return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
+                     runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
+                     profile_dir=args.profile)
+
+
+def kafka_command(sub) -> None:
+    k = sub.add_parser("kafka", help="a local single-node Apache Kafka (KRaft) from Maven Central jars")
+    k.add_argument("action", choices=["start", "stop", "status"])
+    k.set_defaults(func=_kafka)
+
+
+def demo_command(sub) -> None:
+    d = sub.add_parser("demo", help="a simulated business day end to end, with a reconciled summary")
+    d.add_argument("--orders", type=int, default=1500, help="notifications to send (default 1500)")
+    d.add_argument("--seed", type=int, default=430, help="random seed of the synthetic data")
+    d.add_argument("--out", default="demo-output", help="folder for the summary JSON and chart")
+    d.set_defaults(func=_demo)
+
+
+def simulate_command(sub) -> None:
+    sim = sub.add_parser("simulate", help="the bank and the registry feed, simulated, into the configured topics")
+    sim.add_argument("--orders", type=int, default=1000, help="notifications to send (default 1000)")
+    sim.add_argument("--persons", type=int, default=20_000, help="synthetic registry size (default 20000)")
+    sim.add_argument("--rate", type=float, default=50.0, help="notifications per second (default 50)")
+    sim.add_argument("--seed", type=int, default=430)
+    sim.set_defaults(func=_simulate)
+
+
+def bench_command(sub) -> None:
+    b = sub.add_parser("bench", help="throughput and latency against the raw and naive-faust references")
+    b.add_argument("--orders", type=int, default=5000)
+    b.add_argument("--lines", type=int, default=20, help="lines per order")
+    b.add_argument("--persons", type=int, default=100_000, help="registry size")
+    b.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
+    b.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
+    b.add_argument("--naive-lines", type=int, default=None,
+                   help="cap the naive faust reference's lines (default: as many as the run has)")
+    b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
+    b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
+    b.set_defaults(func=_bench)
