@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import re
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Protocol
@@ -137,8 +138,10 @@ class StatementApi:
         except Unavailable as exc:
             outcome = "unavailable"
             response = _json(503, {"error": outcome, "message": str(exc)}, {"Retry-After": str(exc.retry_after_s)})
-        except Exception:
-            log.exception("statement API failed on %s %s", method, masked_path(template))
+        except Exception as exc:
+            # The trace may quote the IIN (an exception's text): masked like every other log line.
+            log.error("statement API failed on %s %s: %s", method, masked_path(template),
+                      masked_path("".join(traceback.format_exception(exc))))
             outcome, response = "error", _json(500, {"error": "error", "message": "internal error"})
         record = audit_record(principal=principal, method=method, endpoint=template,
                               iin=iin if iin is not None else query.get("iin"), query=query,
@@ -146,9 +149,10 @@ class StatementApi:
                               client=client)
         try:
             await self.audit_sink(audit_key(principal), record)
-        except Exception:
+        except Exception as exc:
             # An access that cannot be recorded is not granted (clause 7).
-            log.exception("audit trail not writable; refusing %s %s", method, masked_path(template))
+            log.error("audit trail not writable; refusing %s %s: %s", method, masked_path(template),
+                      masked_path("".join(traceback.format_exception(exc))))
             return _json(503, {"error": "unavailable", "message": "the audit trail cannot be written"},
                          {"Retry-After": "5"})
         log.debug("%s", describe(record))
