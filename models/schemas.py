@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .audit import AuditAccess
 from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
@@ -20,6 +21,7 @@ TOPIC_MODELS = {
     "errors.dead-letters": DeadLetter,
     "alerts.deceased-contributions": DeceasedContribution,
     "registry.changes": PersonChange,
+    "audit.access": AuditAccess,
 }
 
 

@@ -389,3 +389,26 @@ def test_no_full_iin_nor_token_in_any_log_line_at_debug(env, caplog):
         assert iin not in text, iin
     for token in clear.values():
         assert token not in text and token[5:] not in text
+
+
+def test_esep_token_add_prints_the_token_once_and_stores_its_hash(tmp_path, monkeypatch, capsys):
+    from streams.cli import main
+
+    path = tmp_path / "etc" / "tokens.json"
+    monkeypatch.setenv("ESEP_TOKENS_FILE", str(path))
+    assert main(["token", "add", "ops-7", "--role", "auditor"]) == 0
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert token.startswith("esep_") and "\n" not in token and token not in err and "shown only now" in err
+    assert token not in path.read_text()
+    assert TokenStore(path).authenticate(f"Bearer {token}") == Principal("ops-7", "auditor")
+    assert main(["token", "add", "ops-7", "--role", "operator"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["token", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "ops-7" in listing and "auditor" in listing and token not in listing
+    with pytest.raises(SystemExit):
+        main(["token", "add", "x", "--role", "admin"])
+    monkeypatch.delenv("ESEP_TOKENS_FILE")
+    assert main(["token", "add", "y", "--role", "fund"]) == 1
+    assert "ESEP_TOKENS_FILE" in capsys.readouterr().err
