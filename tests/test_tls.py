@@ -65,3 +65,63 @@ def test_a_key_that_is_not_the_certificates_is_refused_at_start(tmp_path):
         server_context(cert, other_key)
     with pytest.raises(FileNotFoundError, match="ESEP_TLS_KEY"):
         server_context(cert, tmp_path / "missing.key")
+
+
+def test_the_statement_api_over_https_with_aiohttp(tmp_path):
+    """The handling behind aiohttp (the server under faust's web views), over TLS, with real requests."""
+    from aiohttp import ClientSession, web
+
+    from rules.accounts import Account
+    from streams.access import TokenStore, add_token
+    from streams.statement_api import StatementApi, respond_to
+    from tests.account_samples import IIN, contribution
+
+    cert, key = self_signed(tmp_path)
+    token = add_token(tmp_path / "tokens.json", "ops", "operator")
+    account = Account(IIN)
+    account.apply("contribution", contribution())
+    trail = []
+
+    class Source:
+        async def get_account(self, iin):
+            return account if iin == IIN else None
+
+    async def sink(k, record):
+        trail.append((k, record))
+
+    api = StatementApi(TokenStore(tmp_path / "tokens.json"), Source(), sink, worker="w")
+
+    async def view(request):
+        status, headers, body = await respond_to(api, request)
+        return web.Response(body=body, status=status, headers=headers)
+
+    async def run():
+        app = web.Application()
+        app.router.add_get("/v1/{tail:.*}", view)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(cert, key))
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        base = f"https://127.0.0.1:{port}"
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        try:
+            async with ClientSession() as session:
+                auth = {"Authorization": f"Bearer {token}"}
+                async with session.get(f"{base}/v1/accounts/{IIN}/statement?from=2026-10&to=2026-10&from=1999-01",
+                                       headers={**auth, "Accept": "text/csv"}, ssl=client_tls) as r:
+                    csv_answer = (r.status, r.headers["Content-Type"], await r.text())
+                async with session.get(f"{base}/v1/accounts/{IIN}", ssl=client_tls) as r:
+                    refused = (r.status, r.headers.get("WWW-Authenticate"))
+                async with session.get(f"{base}/v1/accounts/{IIN}", headers=auth, ssl=client_tls) as r:
+                    totals = (r.status, r.headers["Cache-Control"], await r.json())
+        finally:
+            await runner.cleanup()
+        return csv_answer, refused, totals
+
+    csv_answer, refused, totals = asyncio.run(run())
+    assert csv_answer[0] == 200 and csv_answer[1].startswith("text/csv") and "HSBK-20261126-000421/1" in csv_answer[2]
+    assert refused == (401, 'Bearer realm="esep"')
+    assert totals[0] == 200 and totals[1] == "no-store" and totals[2]["contributions"]["posted"] == "29750.00"
+    assert [r["status"] for _, r in trail] == [200, 401, 200]
+    assert trail[0][1]["query"] == {"from": "2026-10", "to": "2026-10"} and trail[0][1]["client"] == "127.0.0.1"
