@@ -15,11 +15,14 @@ the stored items: sums are exact and never drift from the items they summarize.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+import orjson
 
 from .calendar import month_of
 from .dates import format_period, parse_period
@@ -44,6 +47,8 @@ APPLIED, DUPLICATE, CONFLICT = "applied", "duplicate", "conflict"
 SECTIONS = ("contributions", "reversals", "refunds", "social_payments", "overpayments")
 # A statement covers at most this many months: a whole working life fits, an absurd range does not.
 MAX_RANGE_MONTHS = 1200
+# Far above any real amount, and within the 64-bit integers the state's JSON encoder (orjson) takes.
+MAX_TIYN = 10**17
 
 
 class AccountRecordError(ValueError):
@@ -62,11 +67,12 @@ def _text(record: dict, name: str, *, optional: bool = False) -> str | None:
 def _tiyn(record: dict, name: str) -> int:
     raw = record.get(name)
     tiyn = parse_amount(raw)
-    if tiyn is None:
+    if tiyn is None or tiyn > MAX_TIYN:
         raise AccountRecordError(f"{name}={raw!r} is not an amount")
     return tiyn
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _instant(value: str | None) -> str:
     """A sortable UTC form of a timestamp ("" when absent): records carry different offsets."""
     if not value:
@@ -260,14 +266,17 @@ class Account:
         if not isinstance(line_no, int) or isinstance(line_no, bool):
             raise AccountRecordError(f"line_no={line_no!r}")
         raw = line.get("amount")
+        readable = parse_amount(raw)
+        if readable is not None and readable > MAX_TIYN:
+            readable = None
         period = line.get("period") if parse_period(line.get("period")) is not None else None
         item = {
             "notification_id": line.get("notification_id"),
             "line_no": line_no,
             "period": period,
-            "period_as_sent": line.get("period") if period is None else None,
-            "amount": parse_amount(raw),
-            "amount_as_sent": raw if parse_amount(raw) is None else None,
+            "period_as_sent": None if period is not None or line.get("period") is None else str(line["period"])[:32],
+            "amount": readable,
+            "amount_as_sent": None if readable is not None else (raw if isinstance(raw, str) else repr(raw))[:64],
             "reason": line.get("reason"),
             "scope": line.get("scope"),
             "knp": line.get("knp"),
@@ -368,11 +377,11 @@ class Account:
     def to_json(self) -> bytes:
         state = {"v": STATE_VERSION, "iin": self.iin, "person": self.person}
         state.update({s: getattr(self, s) for s in SECTIONS})
-        return json.dumps(state, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Account":
-        state = json.loads(raw)
+        state = orjson.loads(raw)
         if not isinstance(state, dict) or state.get("v") != STATE_VERSION:
             raise ValueError(f"not an account state of version {STATE_VERSION}")
         return cls(iin=state["iin"], person=state.get("person"), **{s: state.get(s) or {} for s in SECTIONS})

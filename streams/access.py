@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.audit import ANONYMOUS_KEY
 from rules.iin import is_valid_iin, mask_iin
 
 from .settings import SettingsError, _env, _float, _int
@@ -272,8 +273,6 @@ AUDITED_PARAMS = ("from", "to", "iin", "token", "limit")
 
 
 def audit_key(principal: Principal | None) -> str:
-    from models.audit import ANONYMOUS_KEY
-
     return principal.name if principal else ANONYMOUS_KEY
 
 

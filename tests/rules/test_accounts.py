@@ -328,3 +328,14 @@ def test_totals_equal_the_sum_of_distinct_entries(items):
     by_period = account.statement()["periods"]
     total = sum(int(p["contributions"].replace(".", "")) + int(p["penalties"].replace(".", "")) for p in by_period)
     assert total == expected["contribution"] + expected["penalty"]
+
+
+def test_absurd_values_are_refused_or_kept_short():
+    account = Account(IIN)
+    with pytest.raises(AccountRecordError, match="amount"):
+        account.apply("contribution", contribution(amount="9" * 30))
+    lines = refund_lines_by_iin(order_refund([(1, "x" * 500, "9" * 100)]))
+    account.apply("refund_line", lines[0][1])
+    (refund,) = account.statement()["refunds"]
+    assert refund["amount"] is None and len(refund["amount_as_sent"]) == 64 and len(refund["period_as_sent"]) == 32
+    assert Account.from_json(account.to_json()) == account
