@@ -33,7 +33,8 @@ def _valid_iin(value: str) -> str:
 
 # Part 2 dead-letters a decision whose IIN is not valid: the Fund decides about a known person.
 ValidIin = Annotated[
-    str, AfterValidator(_valid_iin), Field(description="12 digits, valid check digit", examples=["010630534571"])
+    str, Field(pattern=r"^[0-9]{12}$", description="12 digits, valid check digit", examples=["010630534571"]),
+    AfterValidator(_valid_iin),
 ]
 RecordId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
