@@ -39,6 +39,20 @@ ValidIin = Annotated[
 RecordId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
+def _above_zero(value: str) -> str:
+    if set(value) <= {"0", "."}:
+        raise ValueError("must be above zero")
+    return value
+
+
+# What is reversed or refunded is money that was posted: never zero, never negative.
+ReversedAmount = Annotated[
+    str, Field(pattern=r"^[0-9]+\.[0-9]{2}$", description="tenge above zero, exactly two decimals",
+               examples=["4250.00"]),
+    AfterValidator(_above_zero),
+]
+
+
 class DecisionPayer(InputModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     bin_iin: str = Field(pattern=r"^[0-9]{12}$", description="BIN or IIN: 12 digits")
@@ -74,7 +88,7 @@ class ReversalEntry(OutputModel):
     birth_date: str
     kind: Literal["contribution", "penalty"]
     knp: Literal["012", "017"]
-    amount: OutputAmount = Field(description="positive: the amount of the entry reversed")
+    amount: ReversedAmount = Field(description="the amount of the entry reversed, positive")
     period: Period
     document_number: str
     document_date: str
@@ -102,7 +116,7 @@ class ReversalRefundLine(OutputModel):
     patronymic: str | None
     birth_date: str
     period: Period
-    amount: OutputAmount
+    amount: ReversedAmount
     reason: None = Field(description="always null: the order's reason is the decision's text")
 
 
@@ -120,7 +134,7 @@ class ReversalRefund(OutputModel):
     refund_knp: Literal["026", "094"]
     scope: Literal["reversal"]
     reason: str = Field(description="the decision's text")
-    amount: OutputAmount = Field(description="sum of the lines: the amount reversed")
+    amount: ReversedAmount = Field(description="sum of the lines: the amount reversed")
     lines: list[ReversalRefundLine] = Field(min_length=1)
     received_at: str = Field(description="the refund decision's received_at")
     created_at: str
