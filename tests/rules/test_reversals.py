@@ -357,18 +357,20 @@ LINES = (1, 2, 3)
 AMOUNTS = {f"{nid}/{n}": 100 * (i + 1) + n for i, nid in enumerate(NIDS) for n in LINES}
 START = almaty("2026-12-01T11:00:00+05:00")
 
-entry_ids = st.sampled_from([*AMOUNTS, "N-1/9", "N-3/1", "N-1"])
-operations = st.lists(st.one_of(
-    st.tuples(st.just("post"), st.sampled_from(sorted(AMOUNTS))),
-    st.tuples(st.just("decide"), st.integers(0, 5), st.sampled_from(NIDS), st.lists(entry_ids, min_size=1, max_size=4),
-              st.integers(0, 3)),
-    st.tuples(st.just("tick"), st.integers(0, 3 * 24 * 60)),
-), max_size=30)
+foreign_ids = st.sampled_from([*AMOUNTS, "N-1/9", "N-3/1", "N-1"])
+post = st.tuples(st.just("post"), st.sampled_from(sorted(AMOUNTS)))
+# A decision names lines of its own notification (4: a line never posted), now and then a foreign id.
+decide_op = st.tuples(st.just("decide"), st.integers(0, 5), st.sampled_from(NIDS),
+                      st.lists(st.one_of(st.sampled_from((*LINES, 4)), foreign_ids), min_size=1, max_size=4),
+                      st.integers(0, 3))
+operations = st.lists(st.one_of(post, post, decide_op, st.tuples(st.just("tick"), st.integers(0, 3 * 24 * 60))),
+                      max_size=30)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(operations, st.booleans(), st.lists(st.tuples(st.integers(2025, 2026), st.integers(1, 12)), max_size=2))
-def test_every_entry_is_reversed_at_most_once_and_amounts_are_conserved(ops, hold, risk_months):
+@given(st.lists(post, max_size=6), operations, st.booleans(),
+       st.lists(st.tuples(st.integers(2024, 2028), st.integers(1, 12)), max_size=2))
+def test_every_entry_is_reversed_at_most_once_and_amounts_are_conserved(posted_before, ops, hold, risk_months):
     stored = R.PostedIndex(C["iin"]).to_json()  # lives in a store between events
     now = START
     emitted: dict[str, list[dict]] = {}  # refund_decision_id -> outputs of its first emission
@@ -390,7 +392,7 @@ def test_every_entry_is_reversed_at_most_once_and_amounts_are_conserved(ops, hol
             refund = item["value"]
             assert refund["amount"] == format_tiyn(sum(int(ln["amount"].replace(".", "")) for ln in refund["lines"]))
 
-    for op in ops:
+    for op in [*posted_before, *ops]:
         index = R.PostedIndex.from_json(stored)
         if op[0] == "post":
             entry_id = op[1]
@@ -399,7 +401,8 @@ def test_every_entry_is_reversed_at_most_once_and_amounts_are_conserved(ops, hol
             index = R.apply_posted(index, posted(nid, int(line_no), amount=format_tiyn(amount), period="2025-02"))
             index, decided = R.release(index, now=now, risk_months=risk_months)
         elif op[0] == "decide":
-            _, n, nid, ids, again = op
+            _, n, nid, named, again = op
+            ids = [f"{nid}/{x}" if isinstance(x, int) else x for x in named]
             # `again`: 0 a new record, 1 a redelivery of the last one, else a repeat from a new offset
             src = (0, offset if again == 1 and offset else offset + 1)
             offset = src[1]
