@@ -9,6 +9,7 @@ from .audit import AuditAccess
 from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
+from .reversals import RefundDecision, ReversalEntry, ReversalRefund
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -21,6 +22,9 @@ TOPIC_MODELS = {
     "errors.dead-letters": DeadLetter,
     "alerts.deceased-contributions": DeceasedContribution,
     "registry.changes": PersonChange,
+    "fund.refund-decisions": RefundDecision,
+    "posted.reversals": ReversalEntry,
+    "refunds.reversals": ReversalRefund,
     "audit.access": AuditAccess,
 }
 

@@ -35,3 +35,13 @@ LINE_REASONS = (
 )
 # Reasons a late registry record can cure: the only ones a registry-lag hold may wait on.
 REGISTRY_LAG_REASONS = frozenset({IIN_NOT_FOUND, NAME_MISMATCH, BIRTH_DATE_MISMATCH})
+
+# Refunds of posted contributions (contract Part 2): why a named entry is not reversed, in the order
+# they are checked, and the decision's reason when no entry is.
+ENTRY_NOT_FOUND = "ENTRY_NOT_FOUND"
+ALREADY_REVERSED = "ALREADY_REVERSED"
+PERIOD_USED_FOR_PAYMENT = "PERIOD_USED_FOR_PAYMENT"
+REVERSAL_ENTRY_REASONS = (ENTRY_NOT_FOUND, ALREADY_REVERSED, PERIOD_USED_FOR_PAYMENT)
+NOTHING_REVERSED = "NOTHING_REVERSED"
+# Social Code art. 247: contributions of the months that made up a payment's base stay in the Fund.
+PAYMENT_BASE_MONTHS = 24
