@@ -339,3 +339,11 @@ def test_absurd_values_are_refused_or_kept_short():
     (refund,) = account.statement()["refunds"]
     assert refund["amount"] is None and len(refund["amount_as_sent"]) == 64 and len(refund["period_as_sent"]) == 32
     assert Account.from_json(account.to_json()) == account
+
+
+def test_the_samples_are_records_of_the_contract():
+    from models.outputs import PostedContribution
+    from models.reversals import ReversalEntry
+
+    PostedContribution.model_validate(contribution())
+    ReversalEntry.model_validate(reversal(contribution()))
