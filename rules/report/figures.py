@@ -1,0 +1,147 @@
+"""A month's figures as a flat map of leaf paths to integers, and the report shape they render into.
+
+Flat because every operation the report needs is then one line: partials of different partitions
+merge by summing, a revision's delta is a subtraction, and a recount compares with `==`. Amounts are
+integer tiyn until they are rendered as the contract's two-decimal strings.
+
+Paths: "contributions/lines_posted", "contributions/by_period/2026-01/amount",
+"contributions/refunds/by_reason/INVALID_IIN", "social_payments/by_type/loss_of_job/payments/gross".
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from rules.codes import LINE_REASONS, ORDER_REASONS
+from rules.money import format_tiyn
+
+__all__ = [
+    "AMOUNT_LEAVES",
+    "PAYMENT_TYPES",
+    "REFUND_REASONS",
+    "Figures",
+    "delta",
+    "merge",
+    "render",
+    "render_delta",
+]
+
+Figures = dict[str, int]
+
+PAYMENT_TYPES = (
+    "loss_of_working_capacity",
+    "loss_of_breadwinner",
+    "loss_of_job",
+    "pregnancy_and_childbirth",
+    "adoption",
+    "child_care",
+)
+REFUND_REASONS = ORDER_REASONS + LINE_REASONS
+
+# Leaves held in tiyn and rendered as amounts; every other leaf is a count.
+AMOUNT_LEAVES = frozenset({
+    "amount", "amount_contributions", "amount_penalties", "gross", "withheld", "net",
+    "overpaid_outstanding_at_month_end",
+})
+
+_CONTRIBUTION_COUNTS = ("participants", "payers", "lines_posted", "amount_contributions", "amount_penalties")
+_DECISION_COUNTS = ("assigned", "recalculated", "suspended", "resumed", "terminated", "refused")
+
+
+def merge(partials: Iterable[Mapping[str, int]]) -> Figures:
+    """Sum partials leaf by leaf: partitions hold disjoint persons, orders and payers."""
+    total: Counter[str] = Counter()
+    for p in partials:
+        total.update(p)
+    return {k: v for k, v in total.items() if v}
+
+
+def delta(new: Mapping[str, int], old: Mapping[str, int]) -> Figures:
+    """Leaves that changed, each new - old (signed); {} when nothing changed."""
+    out = {}
+    for key in new.keys() | old.keys():
+        d = new.get(key, 0) - old.get(key, 0)
+        if d:
+            out[key] = d
+    return out
+
+
+def _leaf(name: str, value: int) -> int | str:
+    return format_tiyn(value) if name in AMOUNT_LEAVES else value
+
+
+def _nest(flat: Mapping[str, int]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        parts = path.split("/")
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = _leaf(parts[-1], value)
+    return tree
+
+
+def _by_period_list(by_period: Mapping[str, Mapping[str, int | str]]) -> list[dict]:
+    return [{"period": period, **by_period[period]} for period in sorted(by_period)]
+
+
+def _type_figures(flat: Mapping[str, int], ptype: str) -> dict:
+    base = f"social_payments/by_type/{ptype}/"
+
+    def g(leaf: str) -> int:
+        return flat.get(base + leaf, 0)
+
+    return {
+        "recipients_active_at_month_end": g("recipients_active_at_month_end"),
+        **{name: g(name) for name in _DECISION_COUNTS},
+        "payments": {"count": g("payments/count"), "gross": format_tiyn(g("payments/gross")),
+                     "withheld": format_tiyn(g("payments/withheld")), "net": format_tiyn(g("payments/net"))},
+        "returns": {"count": g("returns/count"), "amount": format_tiyn(g("returns/amount"))},
+        "overpaid": {"count": g("overpaid/count"), "amount": format_tiyn(g("overpaid/amount"))},
+        "overpaid_outstanding_at_month_end": format_tiyn(g("overpaid_outstanding_at_month_end")),
+    }
+
+
+def render(flat: Mapping[str, int], parts: Iterable[str] = ("contributions",)) -> dict:
+    """The report's `contributions` and `social_payments` sections, every leaf present (zeros too).
+
+    `social_payments` is None until that part is held (the recipients ledger feeds it).
+    """
+    def g(leaf: str) -> int:
+        return flat.get("contributions/" + leaf, 0)
+
+    by_period: dict[str, dict] = {}
+    for key, value in flat.items():
+        if key.startswith("contributions/by_period/"):
+            _, _, period, leaf = key.split("/")
+            by_period.setdefault(period, {"lines": 0, "amount": format_tiyn(0)})[leaf] = _leaf(leaf, value)
+    contributions = {
+        **{name: _leaf(name, g(name)) for name in _CONTRIBUTION_COUNTS},
+        "by_period": _by_period_list(by_period),
+        "reversals": {"lines": g("reversals/lines"), "amount": format_tiyn(g("reversals/amount"))},
+        "refunds": {
+            "orders": g("refunds/orders"),
+            "lines": g("refunds/lines"),
+            "amount": format_tiyn(g("refunds/amount")),
+            "by_reason": {r: g(f"refunds/by_reason/{r}") for r in REFUND_REASONS},
+        },
+        "deceased_alerts": g("deceased_alerts"),
+        "decided_after_deadline": g("decided_after_deadline"),
+    }
+    parts = tuple(parts)
+    social = None
+    if "social_payments" in parts:
+        social = {"by_type": {t: _type_figures(flat, t) for t in PAYMENT_TYPES}}
+    return {"contributions": contributions, "social_payments": social}
+
+
+def render_delta(changes: Mapping[str, int]) -> dict:
+    """The report's shape holding only the changed leaves (amounts as signed strings).
+
+    `by_period` stays a list; each item names its `period` and holds only its changed leaves.
+    """
+    tree = _nest(changes)
+    contributions = tree.get("contributions")
+    if contributions and "by_period" in contributions:
+        contributions["by_period"] = _by_period_list(contributions["by_period"])
+    return tree
