@@ -8,6 +8,7 @@ from pathlib import Path
 from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
+from .report import MonthlyReport, ReportPartial
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -20,6 +21,8 @@ TOPIC_MODELS = {
     "errors.dead-letters": DeadLetter,
     "alerts.deceased-contributions": DeceasedContribution,
     "registry.changes": PersonChange,
+    "reports.monthly": MonthlyReport,
+    "reports.partials": ReportPartial,
 }
 
 
