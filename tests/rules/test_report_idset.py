@@ -44,7 +44,7 @@ def test_twelve_digit_ids_cost_about_four_bytes():
               for y in range(60, 100) for m in range(1, 13) for d in (1, 15) for serial in range(0, 200, 10))
     s.compact()
     assert len(s) == 40 * 12 * 2 * 20
-    assert s.nbytes() / len(s) < 12  # a set of ints costs ~60
+    assert s.nbytes() / len(s) < 8  # a set of ints costs ~70
 
 
 def test_non_digit_ids_are_kept_apart():
