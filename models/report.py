@@ -25,6 +25,12 @@ class PeriodFigures(OutputModel):
     amount: OutputAmount
 
 
+class DayFigures(OutputModel):
+    day: str = Field(description="YYYY-MM-DD, Asia/Almaty date of receipt")
+    lines: int = Count
+    amount: OutputAmount
+
+
 class Reversals(OutputModel):
     lines: int = Count
     amount: OutputAmount
@@ -47,6 +53,8 @@ class Contributions(OutputModel):
     amount_contributions: OutputAmount = Field(description="KNP 012, not net of reversals")
     amount_penalties: OutputAmount = Field(description="KNP 017, not net of reversals")
     by_period: list[PeriodFigures] = Field(description="posted lines by the period paid for, ascending")
+    by_day: list[DayFigures] = Field(description="product addition: posted lines by the day of receipt, ascending "
+                                                 "(the month's chart)")
     reversals: Reversals
     refunds: Refunds
     deceased_alerts: int = Count

@@ -26,7 +26,7 @@ from rules.money import parse_amount
 
 from .figures import Figures
 from .idset import IdSet
-from .months import month_of_date, month_of_instant
+from .months import day_of_instant, month_of_date, month_of_instant
 
 __all__ = ["SOURCES", "MemorySeen", "MonthPartial", "Partial", "SeenIds", "amount_of", "seen_key"]
 
@@ -118,6 +118,9 @@ def _contribution(mp: MonthPartial, r: Record) -> None:
         raise ValueError(f"posted entry with KNP {r['knp']!r}")
     c[f"contributions/by_period/{r['period']}/lines"] += 1
     c[f"contributions/by_period/{r['period']}/amount"] += tiyn
+    day = day_of_instant(r["received_at"])
+    c[f"contributions/by_day/{day}/lines"] += 1
+    c[f"contributions/by_day/{day}/amount"] += tiyn
 
 
 def _payer(mp: MonthPartial, r: Record) -> None:

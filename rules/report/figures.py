@@ -5,6 +5,7 @@ merge by summing, a revision's delta is a subtraction, and a recount compares wi
 integer tiyn until they are rendered as the contract's two-decimal strings.
 
 Paths: "contributions/lines_posted", "contributions/by_period/2026-01/amount",
+"contributions/by_day/2026-02-03/lines",
 "contributions/refunds/by_reason/INVALID_IIN", "social_payments/by_type/loss_of_job/payments/gross".
 """
 from __future__ import annotations
@@ -81,8 +82,12 @@ def _nest(flat: Mapping[str, int]) -> dict:
     return tree
 
 
-def _by_period_list(by_period: Mapping[str, Mapping[str, int | str]]) -> list[dict]:
-    return [{"period": period, **by_period[period]} for period in sorted(by_period)]
+def _keyed_list(name: str, items: Mapping[str, Mapping[str, int | str]]) -> list[dict]:
+    return [{name: key, **items[key]} for key in sorted(items)]
+
+
+# Lists in the report, each item named by its key field: flat segment -> item key.
+_LISTS = {"by_period": "period", "by_day": "day"}
 
 
 def _type_figures(flat: Mapping[str, int], ptype: str) -> dict:
@@ -110,14 +115,17 @@ def render(flat: Mapping[str, int], parts: Iterable[str] = ("contributions",)) -
     def g(leaf: str) -> int:
         return flat.get("contributions/" + leaf, 0)
 
-    by_period: dict[str, dict] = {}
+    lists: dict[str, dict[str, dict]] = {name: {} for name in _LISTS}
     for key, value in flat.items():
-        if key.startswith("contributions/by_period/"):
-            _, _, period, leaf = key.split("/")
-            by_period.setdefault(period, {"lines": 0, "amount": format_tiyn(0)})[leaf] = _leaf(leaf, value)
+        path = key.split("/")
+        if path[0] == "contributions" and path[1] in _LISTS:
+            _, segment, item, leaf = path
+            lists[segment].setdefault(item, {"lines": 0, "amount": format_tiyn(0)})[leaf] = _leaf(leaf, value)
     contributions = {
         **{name: _leaf(name, g(name)) for name in _CONTRIBUTION_COUNTS},
-        "by_period": _by_period_list(by_period),
+        "by_period": _keyed_list("period", lists["by_period"]),
+        # Product addition: the day of receipt, for the month's chart.
+        "by_day": _keyed_list("day", lists["by_day"]),
         "reversals": {"lines": g("reversals/lines"), "amount": format_tiyn(g("reversals/amount"))},
         "refunds": {
             "orders": g("refunds/orders"),
@@ -138,10 +146,12 @@ def render(flat: Mapping[str, int], parts: Iterable[str] = ("contributions",)) -
 def render_delta(changes: Mapping[str, int]) -> dict:
     """The report's shape holding only the changed leaves (amounts as signed strings).
 
-    `by_period` stays a list; each item names its `period` and holds only its changed leaves.
+    `by_period` and `by_day` stay lists; each item names its period or day and holds only its changed
+    leaves.
     """
     tree = _nest(changes)
     contributions = tree.get("contributions")
-    if contributions and "by_period" in contributions:
-        contributions["by_period"] = _by_period_list(contributions["by_period"])
+    for segment, name in _LISTS.items():
+        if contributions and segment in contributions:
+            contributions[segment] = _keyed_list(name, contributions[segment])
     return tree

@@ -7,28 +7,32 @@ from functools import lru_cache
 from rules.calendar import ALMATY
 from rules.dates import format_period, parse_date, parse_period
 
-__all__ = ["month_of_instant", "month_of_date", "month_start", "month_end", "next_month", "last_day"]
+__all__ = ["day_of_instant", "month_of_instant", "month_of_date", "month_start", "month_end", "next_month", "last_day"]
 
 
 @lru_cache(maxsize=4096)
-def _month_of_text(ts: str) -> str:
+def _day_of_text(ts: str) -> str:
     moment = _dt.datetime.fromisoformat(ts)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"timestamp without an offset: {ts!r}")
-    local = moment.astimezone(ALMATY)
-    return f"{local.year:04d}-{local.month:02d}"
+    return moment.astimezone(ALMATY).date().isoformat()
 
 
-def month_of_instant(ts: str | _dt.datetime) -> str:
-    """The Asia/Almaty month of an RFC 3339 timestamp (or an aware datetime).
+def day_of_instant(ts: str | _dt.datetime) -> str:
+    """The Asia/Almaty date (YYYY-MM-DD) of an RFC 3339 timestamp (or an aware datetime).
 
     Cached on the text: every line of an order carries the same `received_at`.
     """
     if isinstance(ts, _dt.datetime):
-        return _month_of_text(ts.isoformat())
+        return _day_of_text(ts.isoformat())
     if not isinstance(ts, str):
         raise TypeError(f"a timestamp string, not {type(ts).__name__}")
-    return _month_of_text(ts)
+    return _day_of_text(ts)
+
+
+def month_of_instant(ts: str | _dt.datetime) -> str:
+    """The Asia/Almaty month of an RFC 3339 timestamp (or an aware datetime)."""
+    return day_of_instant(ts)[:7]
 
 
 def month_of_date(d: str | _dt.date) -> str:

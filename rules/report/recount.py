@@ -14,7 +14,7 @@ from rules.calendar import BusinessCalendar, default_calendar
 
 from .aggregate import DECISION_COUNTERS, amount_of, decided_late
 from .figures import Figures
-from .months import month_of_date, month_of_instant
+from .months import day_of_instant, month_of_date, month_of_instant
 
 __all__ = ["recount"]
 
@@ -51,6 +51,8 @@ def recount(month: str, records: Mapping[str, Iterable[Record]],
     for r in posted:
         f[f"contributions/by_period/{r['period']}/lines"] += 1
         f[f"contributions/by_period/{r['period']}/amount"] += amount_of(r["amount"])
+        f[f"contributions/by_day/{day_of_instant(r['received_at'])}/lines"] += 1
+        f[f"contributions/by_day/{day_of_instant(r['received_at'])}/amount"] += amount_of(r["amount"])
     # Payers need no de-duplication: a set.
     f["contributions/payers"] = len({r["payer_bin_iin"] for r in _in_month(contributions, month)})
 

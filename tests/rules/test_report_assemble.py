@@ -31,6 +31,7 @@ def test_preliminary_has_every_field_and_null_delta():
     assert c["amount_contributions"] == "4250.00" and c["amount_penalties"] == "10.00"
     assert c["by_period"] == [{"period": "2025-11", "lines": 1, "amount": "10.00"},
                               {"period": "2025-12", "lines": 1, "amount": "4250.00"}]
+    assert c["by_day"] == [{"day": "2026-01-15", "lines": 2, "amount": "4260.00"}]
     assert c["reversals"] == {"lines": 0, "amount": "0.00"}
     assert c["refunds"]["by_reason"]["INVALID_IIN"] == 1 and c["refunds"]["amount"] == "100.00"
     assert report["delta"] is None and report["social_payments"] is None
@@ -59,6 +60,7 @@ def test_revised_delta_holds_only_changed_leaves_signed():
     assert report["delta"] == {"contributions": {
         "participants": 1, "lines_posted": 1, "amount_contributions": "99.99",
         "by_period": [{"period": "2025-12", "lines": 1, "amount": "99.99"}],
+        "by_day": [{"day": "2026-01-15", "lines": 1, "amount": "99.99"}],
         "reversals": {"lines": 1, "amount": "4250.00"},
     }}
     # And backwards: a negative delta is signed.
