@@ -60,7 +60,7 @@ def merge(partials: Iterable[Mapping[str, int]]) -> Figures:
 def delta(new: Mapping[str, int], old: Mapping[str, int]) -> Figures:
     """Leaves that changed, each new - old (signed); {} when nothing changed."""
     out = {}
-    for key in new.keys() | old.keys():
+    for key in sorted(new.keys() | old.keys()):
         d = new.get(key, 0) - old.get(key, 0)
         if d:
             out[key] = d
