@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from rules.codes import LINE_REASONS, ORDER_REASONS
-from rules.money import format_tiyn
+from rules.money import format_tiyn, parse_amount
 
 __all__ = [
     "AMOUNT_LEAVES",
@@ -22,6 +22,7 @@ __all__ = [
     "REFUND_REASONS",
     "Figures",
     "delta",
+    "flatten",
     "merge",
     "render",
     "render_delta",
@@ -155,3 +156,51 @@ def render_delta(changes: Mapping[str, int]) -> dict:
         if contributions and segment in contributions:
             contributions[segment] = _keyed_list(name, contributions[segment])
     return tree
+
+
+def _to_int(leaf: str, value: object) -> int:
+    if leaf in AMOUNT_LEAVES:
+        tiyn = parse_signed_amount(value)
+        if tiyn is None:
+            raise ValueError(f"{leaf}: not an amount: {value!r}")
+        return tiyn
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{leaf}: not a count: {value!r}")
+    return value
+
+
+def parse_signed_amount(value: object) -> int | None:
+    if isinstance(value, str) and value.startswith("-"):
+        tiyn = parse_amount(value[1:])
+        return None if tiyn is None else -tiyn
+    return parse_amount(value)
+
+
+def _flatten(node: object, prefix: str, out: dict[str, int]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _flatten(value, f"{prefix}{key}/", out)
+    elif isinstance(node, list):
+        segment = prefix.rstrip("/").rsplit("/", 1)[-1]
+        name = _LISTS[segment]
+        for item in node:
+            for leaf, value in item.items():
+                if leaf != name:
+                    _flatten(value, f"{prefix}{item[name]}/{leaf}/", out)
+    else:
+        path = prefix.rstrip("/")
+        value = _to_int(path.rsplit("/", 1)[-1], node)
+        if value:
+            out[path] = value
+
+
+def flatten(sections: Mapping[str, object]) -> Figures:
+    """The flat figures of a published report (or of its delta): `render`'s inverse, zeros dropped.
+
+    The assembler restores the last published figures of each month from `reports.monthly` with it.
+    """
+    out: dict[str, int] = {}
+    for name in ("contributions", "social_payments"):
+        if sections.get(name) is not None:
+            _flatten(sections[name], f"{name}/", out)
+    return out

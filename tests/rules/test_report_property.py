@@ -6,7 +6,8 @@ import zlib
 
 from hypothesis import given, settings, strategies as st
 
-from rules.report import Partial, merge, recount
+from rules.report import Partial, flatten, merge, recount, render, render_delta
+from rules.report.figures import delta
 
 from report_records import alert, decision, posted, recipient, refund, result, reversal, social_payment
 
@@ -123,3 +124,12 @@ def test_recount_ignores_repeats_and_order(records, rng):
         noisy[source] = rs + extra
     for month in MONTHS:
         assert recount(month, noisy) == recount(month, records)
+
+
+@settings(max_examples=60, deadline=None)
+@given(topics(), topics())
+def test_a_published_report_and_its_delta_flatten_back_to_their_figures(a, b):
+    for month in MONTHS:
+        new, old = recount(month, a), recount(month, b)
+        assert flatten(render(new, ("contributions", "social_payments"))) == new
+        assert flatten(render_delta(delta(new, old))) == delta(new, old)
