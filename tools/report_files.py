@@ -14,17 +14,18 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+import zlib
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from rules.calendar import ALMATY, default_calendar
-from rules.codes import LINE_REASONS, ORDER_REASONS
+from rules.codes import LINE_REASONS
 from rules.iin import check_digit
 from rules.money import format_tiyn
-from rules.report import Partial, build_report, merge, merge_covers
-from rules.report.figures import AMOUNT_LEAVES, PAYMENT_TYPES
+from rules.report import Partial, build_report, final_due, merge, merge_covers
+from rules.report.figures import AMOUNT_LEAVES
 
 __all__ = ["LABELS", "rows", "sample_report", "write_chart", "write_csv", "write_xlsx"]
 
@@ -417,8 +418,6 @@ def sample_records(month: str = "2026-01", seed: int = 7, orders_per_day: int = 
 def sample_report(month: str = "2026-01", seed: int = 7, orders_per_day: int = 60, partitions: int = 4) -> dict:
     """A `final` of a synthetic month, assembled as the pipeline does: partials per partition, merged,
     with a delta against a preliminary that missed the month's last order."""
-    import zlib
-
     records = sample_records(month, seed, orders_per_day)
     streams = {name: [Partial() for _ in range(partitions)] for name in ("persons", "orders", "payers")}
 
@@ -445,7 +444,6 @@ def sample_report(month: str = "2026-01", seed: int = 7, orders_per_day: int = 6
     preliminary = figures()
     feed(upto_last=True)  # the last records again: repeats count nothing, the missing ones count
     covers = merge_covers(p.covers for ps in streams.values() for p in ps)
-    from rules.report import final_due
 
     generated = final_due(month, default_calendar())
     return build_report(month, "final", 0, generated, figures(), covers, previous=preliminary)

@@ -16,6 +16,8 @@ by themselves. A record counts in the Asia/Almaty month of its `received_at` (de
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import struct
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +86,29 @@ class MonthPartial:
     # at month end, the latest snapshot winning.
     recipients: dict[tuple[str, str], tuple[bool, int]] = field(default_factory=dict)
 
+    def to_bytes(self) -> bytes:
+        """A snapshot for the partition's store and changelog; `from_bytes` restores it exactly."""
+        head = json.dumps({
+            "counters": {k: v for k, v in sorted(self.counters.items()) if v},
+            "recipients": [[iin, ptype, active, owed] for (iin, ptype), (active, owed) in sorted(self.recipients.items())],
+        }, separators=(",", ":")).encode("utf-8")
+        parts = [head, self.participants.to_bytes(), self.payers.to_bytes()]
+        return b"".join(struct.pack("<I", len(p)) + p for p in parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MonthPartial:
+        chunks = []
+        pos = 0
+        for _ in range(3):
+            (size,) = struct.unpack_from("<I", data, pos)
+            chunks.append(data[pos + 4:pos + 4 + size])
+            pos += 4 + size
+        if pos != len(data):
+            raise ValueError("trailing bytes after a month partial")
+        head = json.loads(chunks[0])
+        return cls(Counter(head["counters"]), IdSet.from_bytes(chunks[1]), IdSet.from_bytes(chunks[2]),
+                   {(iin, ptype): (active, owed) for iin, ptype, active, owed in head["recipients"]})
+
     def figures(self) -> Figures:
         out = {k: v for k, v in self.counters.items() if v}
         if self.participants:
@@ -103,9 +128,16 @@ class MonthPartial:
         return out
 
 
+def decided_late(r: Record, calendar: BusinessCalendar) -> bool:
+    """An order whose result came after the receipt's business deadline (the breach, counted)."""
+    received = _dt.datetime.fromisoformat(r["received_at"])
+    decided = _dt.datetime.fromisoformat(r["decided_at"])
+    return decided > calendar.receipt_deadline(received)
+
+
 # --- one function per source: (month, id or None when idempotent by itself, apply) ---------------
 
-def _contribution(mp: MonthPartial, r: Record) -> None:
+def _contribution(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     c = mp.counters
     tiyn = amount_of(r["amount"])
     c["contributions/lines_posted"] += 1
@@ -123,16 +155,16 @@ def _contribution(mp: MonthPartial, r: Record) -> None:
     c[f"contributions/by_day/{day}/amount"] += tiyn
 
 
-def _payer(mp: MonthPartial, r: Record) -> None:
+def _payer(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     mp.payers.add(r["payer_bin_iin"])
 
 
-def _reversal(mp: MonthPartial, r: Record) -> None:
+def _reversal(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     mp.counters["contributions/reversals/lines"] += 1
     mp.counters["contributions/reversals/amount"] += amount_of(r["amount"])
 
 
-def _refund(mp: MonthPartial, r: Record) -> None:
+def _refund(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     c = mp.counters
     c["contributions/refunds/orders"] += 1
     c["contributions/refunds/amount"] += amount_of(r["amount"])
@@ -142,16 +174,16 @@ def _refund(mp: MonthPartial, r: Record) -> None:
         c[f"contributions/refunds/by_reason/{reason}"] += 1
 
 
-def _alert(mp: MonthPartial, r: Record) -> None:
+def _alert(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     mp.counters["contributions/deceased_alerts"] += 1
 
 
-def _decision(mp: MonthPartial, r: Record) -> None:
+def _decision(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     name = DECISION_COUNTERS[r["decision"]]
     mp.counters[f"social_payments/by_type/{r['payment_type']}/{name}"] += 1
 
 
-def _social_payment(mp: MonthPartial, r: Record) -> None:
+def _social_payment(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     c = mp.counters
     base = f"social_payments/by_type/{r['payment_type']}/"
     gross = amount_of(r["gross_amount"])
@@ -171,7 +203,12 @@ def _social_payment(mp: MonthPartial, r: Record) -> None:
         raise ValueError(f"social payment of kind {r['kind']!r}")
 
 
-def _recipient(mp: MonthPartial, r: Record) -> None:
+def _result(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
+    if decided_late(r, calendar):
+        mp.counters["contributions/decided_after_deadline"] += 1
+
+
+def _recipient(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
     mp.recipients[(r["iin"], r["payment_type"])] = (bool(r["active"]), amount_of(r["overpaid_outstanding"]))
 
 
@@ -179,7 +216,7 @@ def _recipient(mp: MonthPartial, r: Record) -> None:
 class _Source:
     month: Callable[[Record], str]
     record_id: Callable[[Record], str] | None  # None: applying twice is harmless by construction
-    apply: Callable[[MonthPartial, Record], None]
+    apply: Callable[[MonthPartial, Record, BusinessCalendar], None]
     counts: Callable[[Record], bool] = lambda r: True
 
 
@@ -192,21 +229,13 @@ SOURCES: dict[str, _Source] = {
     "payers": _Source(_received, None, _payer),
     "reversals": _Source(_received, lambda r: r["entry_id"], _reversal),
     "refunds": _Source(_received, lambda r: r["refund_id"], _refund),
-    # "results" is special-cased below: it needs the calendar.
-    "results": _Source(_received, lambda r: r["notification_id"], lambda mp, r: None),
+    "results": _Source(_received, lambda r: r["notification_id"], _result),
     "alerts": _Source(_received, lambda r: r["alert_id"], _alert),
     "decisions": _Source(lambda r: month_of_date(r["decided_on"]), lambda r: r["decision_id"], _decision,
                          counts=lambda r: r["status"] == "applied" and r["decision"] in DECISION_COUNTERS),
     "social_payments": _Source(_received, lambda r: r["entry_id"], _social_payment),
     "recipients": _Source(lambda r: r["month"], None, _recipient),
 }
-
-
-def decided_late(r: Record, calendar: BusinessCalendar) -> bool:
-    """An order whose result came after the receipt's business deadline (the breach, counted)."""
-    received = _dt.datetime.fromisoformat(r["received_at"])
-    decided = _dt.datetime.fromisoformat(r["decided_at"])
-    return decided > calendar.receipt_deadline(received)
 
 
 class Partial:
@@ -236,11 +265,7 @@ class Partial:
         mp = self.months.get(month)
         if mp is None:
             mp = self.months[month] = MonthPartial()
-        if source == "results":
-            if decided_late(record, self.calendar):
-                mp.counters["contributions/decided_after_deadline"] += 1
-        else:
-            spec.apply(mp, record)
+        spec.apply(mp, record, self.calendar)
         return month
 
     def figures(self, month: str) -> Figures:

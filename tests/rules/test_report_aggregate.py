@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.report import Partial, merge, recount
+from rules.report import MonthPartial, Partial, merge, recount
 from rules.report.figures import render
 
 from report_records import alert, decision, posted, recipient, refund, result, reversal, social_payment
@@ -175,3 +175,16 @@ def test_a_malformed_amount_is_an_error_not_a_zero():
         Partial().apply("contributions", posted("N1/1", amount="4250,00"))
     with pytest.raises(ValueError):
         Partial().apply("contributions", posted("N1/1", received_at="2026-01-15T10:00:00"))
+
+
+def test_a_month_partial_snapshot_restores_figures_and_sets():
+    p = Partial()
+    p.apply("contributions", posted("N1/1", "870314312348"))
+    p.apply("contributions", posted("N2/1", "921102423450", knp="017"))
+    p.apply("payers", posted("N1/1", payer="ИП 123"))
+    p.apply("recipients", recipient("870314312348", outstanding="12.50"))
+    month = p.months[JAN]
+    back = MonthPartial.from_bytes(month.to_bytes())
+    assert back.figures() == month.figures() and back == month
+    # The restored sets still answer "already counted?": a repeat of a participant adds nothing.
+    assert not back.participants.add("870314312348") and not back.payers.add("ИП 123")

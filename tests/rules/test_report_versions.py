@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from rules.calendar import ALMATY, BusinessCalendar
 from rules.report import MonthState, due, final_due, lateness, observe, pending, preliminary_due, published
@@ -106,3 +107,30 @@ def test_publications_must_follow_the_order(cal):
         published(s, "preliminary", 0, {})
     with pytest.raises(ValueError):
         published(s, "revised", 2, {})
+
+months = st.builds(lambda y, m: f"{y}-{m:02d}", st.integers(2024, 2026), st.integers(1, 12))
+
+
+@settings(max_examples=200, deadline=None)
+@given(months, st.integers(0, 10))
+def test_final_follows_exactly_n_business_days(month, n):
+    cal = BusinessCalendar.load()
+    end, final = preliminary_due(month), final_due(month, cal, n)
+    assert final.time() == dt.time(0, 0) and final.tzinfo is ALMATY
+    days = [end.date() + dt.timedelta(days=i) for i in range((final.date() - end.date()).days)]
+    assert sum(cal.is_business_day(d) for d in days) == n
+    if n:
+        assert cal.is_business_day(days[-1])  # due at the end of the Nth business day, not later
+
+
+@settings(max_examples=200, deadline=None)
+@given(months, st.integers(0, 60 * 24 * 40))
+def test_a_month_never_publishes_before_it_ends_and_final_is_never_early(month, minutes):
+    cal = BusinessCalendar.load()
+    now = preliminary_due(month) + dt.timedelta(minutes=minutes - 60 * 24 * 5)
+    d = due(MonthState(month), now, cal)
+    if now < preliminary_due(month):
+        assert d is None
+    else:
+        assert d.version == ("final" if now >= final_due(month, cal) else "preliminary")
+        assert d.due_at <= now
