@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 
 from models.report import MonthlyReport
 from rules.report import build_report, recount
-from tools.report_files import sample_records, sample_report, write_chart, write_csv, write_xlsx
+from tools.report_files import sample_records, sample_report, write_chart, write_csv, write_files, write_xlsx
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,9 @@ def test_csv_keeps_amounts_exact(report, tmp_path):
 def test_chart_is_a_png(report, tmp_path):
     path = write_chart(report, tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_write_files_names_them_by_month_and_version(report, tmp_path):
+    revised = {**report, "version": "revised", "revision": 2}
+    names = [p.name for p in write_files(revised, tmp_path)]
+    assert names == ["report-2026-01-revised-2.csv", "report-2026-01-revised-2.xlsx", "report-2026-01-revised-2.png"]

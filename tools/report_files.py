@@ -7,7 +7,8 @@ as a PNG chart.
   numbers (amounts with the tenge format `#,##0.00`, counts `#,##0`).
 - PNG (matplotlib): contributions by day of receipt and refunds by reason.
 
-`python -m tools.report_files --sample DIR` writes all three for a synthetic month.
+`python -m tools.report_files --sample DIR [--png docs/report-sample.png]` writes all three for a
+synthetic month.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from rules.money import format_tiyn
 from rules.report import Partial, build_report, final_due, merge, merge_covers
 from rules.report.figures import AMOUNT_LEAVES
 
-__all__ = ["LABELS", "rows", "sample_report", "write_chart", "write_csv", "write_xlsx"]
+__all__ = ["LABELS", "rows", "sample_report", "write_chart", "write_csv", "write_files", "write_xlsx"]
 
 TENGE_FORMAT = "#,##0.00"
 COUNT_FORMAT = "#,##0"
@@ -350,6 +351,16 @@ def write_chart(report: dict, path: Path) -> Path:
     return path
 
 
+def write_files(report: dict, directory: Path) -> list[Path]:
+    """`report-<month>-<version>[-<revision>].csv/.xlsx/.png` in `directory`: what `esep report YYYY-MM` writes."""
+    stem = f"report-{report['month']}-{report['version']}"
+    if report["version"] == "revised":
+        stem += f"-{report['revision']}"
+    base = directory / stem
+    return [write_csv(report, base.with_suffix(".csv")), write_xlsx(report, base.with_suffix(".xlsx")),
+            write_chart(report, base.with_suffix(".png"))]
+
+
 # --- a synthetic month, for the sample and the tests -------------------------------------------------
 
 def _valid_iin(rng: random.Random) -> str:
@@ -453,13 +464,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a sample monthly report as CSV, XLSX and PNG.")
     parser.add_argument("--sample", type=Path, required=True, help="directory to write into")
     parser.add_argument("--month", default="2026-01")
-    parser.add_argument("--png", type=Path, help="where the chart goes (default: DIR/report-<month>.png)")
+    parser.add_argument("--png", type=Path, help="also write the chart here (e.g. docs/report-sample.png)")
     args = parser.parse_args(argv)
     report = sample_report(args.month)
-    base = args.sample / f"report-{args.month}"
-    print(write_csv(report, base.with_suffix(".csv")))
-    print(write_xlsx(report, base.with_suffix(".xlsx")))
-    print(write_chart(report, args.png or base.with_suffix(".png")))
+    for path in write_files(report, args.sample):
+        print(path)
+    if args.png:
+        print(write_chart(report, args.png))
     return 0
 
 
