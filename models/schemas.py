@@ -10,6 +10,7 @@ from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
 from .reversals import RefundDecision, ReversalEntry, ReversalRefund
+from .report import MonthlyReport, ReportPartial
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -26,6 +27,8 @@ TOPIC_MODELS = {
     "posted.reversals": ReversalEntry,
     "refunds.reversals": ReversalRefund,
     "audit.access": AuditAccess,
+    "reports.monthly": MonthlyReport,
+    "reports.partials": ReportPartial,
 }
 
 
