@@ -87,20 +87,21 @@ def _rate(value: str) -> str:
     return value
 
 
-FundIin = Annotated[str, AfterValidator(_valid_iin),
+FundIin = Annotated[str, Field(pattern=r"^[0-9]{12}$"), AfterValidator(_valid_iin),
                     Field(description="12 digits with a valid check digit", examples=["870314312348"])]
-Amount = Annotated[str, Field(max_length=20), AfterValidator(_amount(positive=False)),
+_AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+Amount = Annotated[str, Field(max_length=20, pattern=_AMOUNT_PATTERN), AfterValidator(_amount(positive=False)),
                    Field(description="tenge, a non-negative decimal string with at most two decimals",
                          examples=["60000.00"])]
-GrossAmount = Annotated[str, Field(max_length=20), AfterValidator(_amount(positive=True)),
+GrossAmount = Annotated[str, Field(max_length=20, pattern=_AMOUNT_PATTERN), AfterValidator(_amount(positive=True)),
                         Field(description="tenge, a decimal string above zero with at most two decimals",
                               examples=["65000.00"])]
 BusinessDate = Annotated[date, AfterValidator(_years(1990, 2100))]
 BirthDate = Annotated[date, AfterValidator(_years(1900, 2100))]
 ReceivedAt = Annotated[AwareDatetime, AfterValidator(_years(2000, 2100))]
-FundPeriod = Annotated[str, Field(max_length=7), AfterValidator(_period),
+FundPeriod = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$"), AfterValidator(_period),
                        Field(description="YYYY-MM", examples=["2025-04"])]
-Rate = Annotated[str, Field(max_length=6), AfterValidator(_rate),
+Rate = Annotated[str, Field(pattern=r"^[01](\.[0-9]{1,4})?$"), AfterValidator(_rate),
                  Field(description="decimal string from 0 to 1", examples=["0.10"])]
 Id = Annotated[str, Field(min_length=1, max_length=100)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -190,7 +191,7 @@ class PaymentTransfer(InputModel):
     sent_date: BusinessDate
     received_at: ReceivedAt = Field(description="RFC 3339 with offset; business time of the transfer")
     sender_name: Name
-    sender_bin: Annotated[str, Field(pattern=r"^\d{12}$")]
+    sender_bin: Annotated[str, Field(pattern=r"^[0-9]{12}$")]
     recipient_name: Name
     total_amount: Amount
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .fund import DecisionResult, Overpayment, PaymentDecision, PaymentTransfer, PostedSocialPayment, RecipientAccount
 from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
@@ -20,6 +21,12 @@ TOPIC_MODELS = {
     "errors.dead-letters": DeadLetter,
     "alerts.deceased-contributions": DeceasedContribution,
     "registry.changes": PersonChange,
+    "fund.payment-decisions": PaymentDecision,
+    "fund.payment-transfers": PaymentTransfer,
+    "fund.decision-results": DecisionResult,
+    "recipients.accounts": RecipientAccount,
+    "posted.social-payments": PostedSocialPayment,
+    "fund.overpayments": Overpayment,
 }
 
 
