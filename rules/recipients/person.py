@@ -25,13 +25,13 @@ def _iso(value) -> str | None:
 
 
 def _get(obj, name: str, default=None):
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict) or isinstance(obj, Mapping):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
 
 def _has(obj, name: str) -> bool:
-    return name in obj if isinstance(obj, Mapping) else hasattr(obj, name)
+    return name in obj if isinstance(obj, dict) or isinstance(obj, Mapping) else hasattr(obj, name)
 
 
 def _block(obj, names: tuple[str, ...]) -> dict | None:
