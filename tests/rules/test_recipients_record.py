@@ -159,3 +159,21 @@ def test_risk_months_of_applied_assignments_of_every_type():
 ])
 def test_period_used_for_payment_is_24_months_up_to_the_risk(period, used):
     assert period_used_for_payment(period, {(2025, 3)}) == used
+
+
+def test_the_rules_are_pure():
+    """No broker, store, model or clock in the rules: the agent brings those."""
+    import ast
+    from pathlib import Path
+
+    import rules.recipients as package
+
+    forbidden = ("faust", "aiokafka", "kafka", "rocksdict", "models", "streams", "tables", "time")
+    found = []
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
+        assert "datetime.now" not in path.read_text(encoding="utf-8") and "utcnow" not in path.read_text(encoding="utf-8")
+    assert found == []
