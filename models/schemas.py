@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .audit import AuditAccess
+from .fund import DecisionResult, Overpayment, PaymentDecision, PaymentTransfer, PostedSocialPayment, RecipientAccount
 from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
@@ -29,6 +30,12 @@ TOPIC_MODELS = {
     "audit.access": AuditAccess,
     "reports.monthly": MonthlyReport,
     "reports.partials": ReportPartial,
+    "fund.payment-decisions": PaymentDecision,
+    "fund.payment-transfers": PaymentTransfer,
+    "fund.decision-results": DecisionResult,
+    "recipients.accounts": RecipientAccount,
+    "posted.social-payments": PostedSocialPayment,
+    "fund.overpayments": Overpayment,
 }
 
 
