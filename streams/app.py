@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import faust
 from faust.exceptions import ConsumerNotStarted
@@ -20,10 +22,17 @@ from tables.decisions import DecisionStore
 from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
-from .processor import HoldPolicy, PostingProcessor, utc_now
+from rules.calendar import default_calendar
+from rules.holds import HoldPolicy
+
+from .observe import Observer
+from .processor import PostingProcessor, utc_now
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from rules.calendar import BusinessCalendar
 
 log = logging.getLogger("esep.worker")
 
@@ -46,33 +55,65 @@ class FaustSink:
 
 
 class Runtime:
-    """The worker's state: stores are opened when the worker starts, not at import."""
+    """Every part of the worker, built here in one place; `run` starts them in a stated order."""
 
-    def __init__(self, app: faust.App, settings: Settings, bootstrap: str):
+    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, calendar: BusinessCalendar):
+        s = settings
         self.app = app
         self.settings = settings
         self.bootstrap = bootstrap
+        self.calendar = calendar
+        # Set once the registry replica caught up and the owned decisions are restored: posting waits.
         self.ready = asyncio.Event()
-        self.processor: PostingProcessor | None = None
-        self.replica: RegistryReplica | None = None
-        self.changelog: ChangelogReader | None = None
         self.changed_iins: set[str] = set()
         self.registry_changed = asyncio.Event()
-
-    async def start(self) -> None:
-        s = self.settings
+        sink = FaustSink(app)
         registry = RegistryStore(s.worker_dir / "registry")
         decisions = DecisionStore(s.worker_dir / "decisions")
-        sink = FaustSink(self.app)
-        self.changelog = ChangelogReader(decisions, self.bootstrap, s.topics.decisions)
-        await self.changelog.start()
-        hold = HoldPolicy(enabled=s.pending == "business-day", margin=timedelta(minutes=s.hold_cutoff_min))
-        self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink,
-                                          owned_partitions=self.owned_partitions, hold=hold)
-        self.changes = RegistryChangePublisher(s, self.bootstrap, HistoryStore(s.worker_dir / "history"), sink,
-                                               utc_now)
-        self.replica = RegistryReplica(registry, self.bootstrap, s.topics.registry_persons,
+        self.observer = Observer(calendar)
+        self.replica = RegistryReplica(registry, bootstrap, s.topics.registry_persons,
                                        on_change=self.on_registry_change)
+        self.changelog = ChangelogReader(decisions, bootstrap, s.topics.decisions)
+        self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink, calendar,
+                                          HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
+                                          owned_partitions=self.owned_partitions, observer=self.observer)
+        self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now)
+
+    async def run(self) -> None:
+        """Start-up, in this order, then watch the parts that run on:
+        1. the registry replica, followed until it reaches the high watermarks noted at start
+           (a line is matched against the whole registry or not at all);
+        2. restore: the decisions changelog of the partitions owned now (later ones on assignment);
+        3. the change publisher (registry.changes);
+        4. the hold re-checks;
+        5. the agents: ready, posting begins.
+        A part that stops for any reason stops the worker."""
+        replica = asyncio.ensure_future(self.replica.run())
+        await self._until_caught_up(replica)                                           # 1
+        metrics.registry_ready.set(1)
+        await self.changelog.start()                                                   # 2
+        await self.processor.restore(set(self.owned_partitions()))
+        changes = asyncio.ensure_future(self.changes.run())                            # 3
+        holds = asyncio.ensure_future(self.run_holds())                                # 4
+        self.ready.set()                                                               # 5
+        log.info("worker %s ready: registry replica caught up, decisions restored", self.settings.worker_id)
+        parts = {replica: "registry replica", changes: "registry change publisher", holds: "hold re-checks"}
+        try:
+            done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+            stopped = done.pop()
+            stopped.result()  # re-raises what stopped it
+            raise RuntimeError(f"the {parts[stopped]} stopped")
+        finally:
+            for task in parts:
+                task.cancel()
+
+    async def _until_caught_up(self, replica: asyncio.Future) -> None:
+        caught_up = asyncio.ensure_future(self.replica.ready.wait())
+        done, _ = await asyncio.wait({replica, caught_up}, return_when=asyncio.FIRST_COMPLETED)
+        if replica in done:
+            caught_up.cancel()
+            replica.result()  # re-raise what stopped the replica before it was ready
+            raise RuntimeError("the registry replica stopped before it caught up")
 
     def on_registry_change(self, iins) -> None:
         self.changed_iins.update(iins)
@@ -81,7 +122,6 @@ class Runtime:
     async def run_holds(self) -> None:
         """Re-check held lines when a person changes in the registry, and at every tick for the
         cut-offs that passed (business deadlines against the worker's clock)."""
-        await self.ready.wait()
         while True:
             try:
                 await asyncio.wait_for(self.registry_changed.wait(), timeout=self.settings.hold_check_s)
@@ -98,26 +138,25 @@ class Runtime:
                 self.changed_iins.update(changed)
 
     def observe_lag(self) -> None:
-        if self.processor is None:
-            return
         topic = self.settings.topics.credit_notifications
-        for tp in self.app.consumer.assignment():
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:
+            assignment = set()
+        for tp in assignment:
             if tp.topic != topic:
                 continue
             high = self.app.consumer.highwater(tp)
             done = self.processor.next_offsets.get(tp.partition)
             if high is not None and done is not None:
                 metrics.consumer_lag.labels(topic, str(tp.partition)).set(max(0, high - done))
-        if self.replica is not None:
-            registry_topic = self.settings.topics.registry_persons
-            for partition, lag in self.replica.stats.lag.items():
-                metrics.consumer_lag.labels(registry_topic, str(partition)).set(lag)
-            metrics.registry_persons.set(self.replica.store.estimated_count())
+        registry_topic = self.settings.topics.registry_persons
+        for partition, lag in self.replica.stats.lag.items():
+            metrics.consumer_lag.labels(registry_topic, str(partition)).set(lag)
+        metrics.registry_persons.set(self.replica.store.estimated_count())
 
     def log_summary(self) -> None:
-        if self.processor is None:
-            return
-        t = self.processor.take_totals()
+        t = self.observer.take_totals()
         if t.notifications:
             log.info(
                 "last 30 s: %d notifications, %d decided, %d re-emitted, %d duplicates, %d dead letters; "
@@ -134,23 +173,9 @@ class Runtime:
             return []
         return [tp.partition for tp in assignment if tp.topic == topic]
 
-    async def run_replica(self) -> None:
-        await self.replica_started()
-        follower = asyncio.ensure_future(self.replica.run())
-        ready = asyncio.ensure_future(self.replica.ready.wait())
-        done, _ = await asyncio.wait({follower, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if follower in done:
-            follower.result()  # re-raise what stopped the replica before it was ready
-        metrics.registry_ready.set(1)
-        self.ready.set()
-        await follower
 
-    async def replica_started(self) -> None:
-        while self.replica is None:
-            await asyncio.sleep(0.05)
-
-
-def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
+def build_app(settings: Settings, bootstrap: str,
+              calendar: BusinessCalendar | None = None) -> tuple[faust.App, Runtime]:
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -178,7 +203,7 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
         stream_ack_cancelled_tasks=False,
         stream_recovery_delay=0.0,
     )
-    runtime = Runtime(app, settings, bootstrap)
+    runtime = Runtime(app, settings, bootstrap, calendar or default_calendar())
     metrics.worker_info.info({"version": package_version(), "worker_id": settings.worker_id, "app_id": settings.app_id})
     credit_topic = app.topic(
         settings.topics.credit_notifications, key_type=bytes, value_type=bytes,
@@ -186,21 +211,19 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
     )
 
     @app.task
-    async def registry_replica() -> None:
+    async def start_worker() -> None:
         try:
-            await runtime.start()
-            await runtime.run_replica()
+            await runtime.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # Without its registry the worker cannot post: stop loudly rather than wait forever.
-            log.critical("registry replica failed: %s", exc, exc_info=True)
+            # Without its registry, decisions or publisher the worker cannot post: stop loudly.
+            log.critical("the worker cannot go on: %s", exc, exc_info=True)
             await app.crash(exc)
 
     @app.agent(credit_topic, name="post-orders")
     async def post_orders(stream):
         await runtime.ready.wait()
-        await runtime.processor.restore(set(runtime.owned_partitions()))
         within = timedelta(seconds=settings.batch_within_s)
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [
@@ -210,9 +233,12 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
                 )
                 for e in events
             ]
-            await runtime.processor.process(batch)
-            for e in events:
-                await stream.ack(e)
+
+            async def acknowledge(_: Sequence[InputRecord], events=events) -> None:
+                for e in events:
+                    await stream.ack(e)
+
+            await runtime.processor.process(batch, acknowledge)
 
     @app.page("/metrics")
     async def metrics_page(web, request):
@@ -234,24 +260,9 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
         mine = {tp.partition for tp in assigned if tp.topic == settings.topics.credit_notifications}
         metrics.rebalances.inc()
         metrics.partitions_owned.set(len(mine))
-        if runtime.processor is not None and runtime.ready.is_set() and mine:
+        if runtime.ready.is_set() and mine:
             # Restore now, during the rebalance, rather than on the first batch: no first-batch stall.
             await runtime.processor.restore(mine)
-
-    @app.task
-    async def registry_changes() -> None:
-        await runtime.replica_started()
-        try:
-            await runtime.changes.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.critical("publishing registry changes failed: %s", exc, exc_info=True)
-            await app.crash(exc)
-
-    @app.task
-    async def registry_lag_hold() -> None:
-        await runtime.run_holds()
 
     @app.timer(interval=5.0)
     async def observe_lag() -> None:
@@ -269,9 +280,7 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
                     metrics.consumer_lag.remove(tp.topic, str(tp.partition))
                 except KeyError:
                     pass
-        if runtime.processor is not None:
-            runtime.processor.forget_partitions(
-                tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications
-            )
+        runtime.processor.forget_partitions(
+            tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications)
 
     return app, runtime

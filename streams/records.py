@@ -1,9 +1,16 @@
-"""What the posting path reads and writes, independent of faust: input records and the sink."""
+"""What the posting path reads and writes, independent of faust: input records, output records,
+dead letters and the sink."""
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Awaitable, Protocol
+
+import orjson
+
+from rules.codes import SCHEMA_VERSION
+from rules.entries import stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +39,19 @@ class Sink(Protocol):
 
 def b64(raw: bytes | None) -> str | None:
     return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+def dead_letter(source: InputRecord, error_kind: str, error: str, at: datetime, topic: str) -> OutputRecord:
+    """The dead letter of `source` (contract: errors.dead-letters), keyed as received."""
+    value = {
+        "schema_version": SCHEMA_VERSION,
+        "source_topic": source.topic,
+        "partition": source.partition,
+        "offset": source.offset,
+        "key": b64(source.key),
+        "value": b64(source.value),
+        "error": error,
+        "error_kind": error_kind,
+        "received_at": stamp(at),
+    }
+    return OutputRecord(topic, source.key, orjson.dumps(value))

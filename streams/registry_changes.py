@@ -21,42 +21,29 @@ from rules import entries
 from rules.person_changes import diff_person, person_fields
 from tables.changelog import ChangelogReader
 from tables.history import HistoryStore, encode_history
-from tables.registry import parse_record
+from rules.codes import SCHEMA_VERSION
+from tables.registry import Rejection, parse_record
 
-from .processor import dead_letter
-from .records import InputRecord, OutputRecord, Sink
+from .records import InputRecord, OutputRecord, Sink, dead_letter
 from .sending import send_all, write_changelog
 from .settings import Settings
 
 log = logging.getLogger("esep.registry.changes")
 
 
-def read_person(key: bytes | None, value: bytes | None) -> tuple[str, dict | None] | str:
-    """(iin, tracked fields or None for a deletion), or the error of a record that is not valid."""
-    iin, person, error = parse_record(key, value)
-    if error is not None:
-        return error
-    if person is None:
-        return iin, None
-    return iin, {**person_fields(person.model_dump(mode="json")), "updated_at": person.updated_at.isoformat()}
-
-
-def error_kind(value: bytes | None) -> str:
-    if value is not None:
-        try:
-            orjson.loads(value)
-        except orjson.JSONDecodeError:
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError:
-                return "not_utf8"
-            return "not_json"
-    return "schema"
+def read_person(key: bytes | None, value: bytes | None) -> tuple[str | None, dict | None, Rejection | None]:
+    """(iin, tracked fields or None for a deletion, None), or (None, None, (error_kind, error)) for
+    a record that is not valid."""
+    iin, person, rejection = parse_record(key, value)
+    if rejection is not None or person is None:
+        return iin, None, rejection
+    fields = {**person_fields(person.model_dump(mode="json")), "updated_at": person.updated_at.isoformat()}
+    return iin, fields, None
 
 
 def change_event(iin: str, version: dict, recorded_at: str) -> dict:
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "change_id": f"{iin}/{version['version']}",
         "iin": iin,
         "version": version["version"],
@@ -138,14 +125,14 @@ class RegistryChangePublisher:
         dead: list[OutputRecord] = []
         for tp, records in batches.items():
             for rec in records:
-                read = read_person(rec.key, rec.value)
-                if isinstance(read, str):
+                iin, after, rejection = read_person(rec.key, rec.value)
+                if rejection is not None:
+                    kind, error = rejection
                     source = InputRecord(tp.topic, tp.partition, rec.offset, rec.key, rec.value)
-                    kind = error_kind(rec.value)
-                    dead.append(dead_letter(source, kind, read, self.clock(), self.settings.topics.dead_letters))
+                    dead.append(dead_letter(source, kind, error, self.clock(), self.settings.topics.dead_letters))
                     metrics.dead_letters.labels("registry", kind).inc()
                 else:
-                    people.append((tp.partition, rec.offset, *read))
+                    people.append((tp.partition, rec.offset, iin, after))
         if dead:
             await send_all(self.sink, dead, "dead-letters")
         histories = self.store.get_many(sorted({iin for _, _, iin, _ in people}))
@@ -175,7 +162,8 @@ class RegistryChangePublisher:
             out = [OutputRecord(self.settings.topics.registry_history, iin.encode(),
                                 encode_history(iin, histories[iin]), partition)
                    for iin, partition in changed.items()]
-            await write_changelog(self.sink, out, self.store, "registry-history")
+            next_offsets = await write_changelog(self.sink, out, "registry-history")
+            self.store.apply([(r.key.decode(), r.value) for r in out], next_offsets)
         if events:
             stamp = entries.stamp(self.clock())
             for e in events:

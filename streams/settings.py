@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
 from pathlib import Path
 
+from rules import holds
+
 DEFAULT_TOPICS = {
     "credit_notifications": "bank.credit-notifications",
     "registry_persons": "registry.persons",
@@ -21,7 +23,7 @@ DEFAULT_TOPICS = {
     "decisions": "esep.decisions",
     "registry_history": "esep.registry-history",
 }
-PENDING_MODES = ("business-day", "off")
+PENDING_MODES = holds.MODES
 
 
 class SettingsError(ValueError):
@@ -119,8 +121,8 @@ class Settings:
             commit_interval_s=_float("ESEP_COMMIT_INTERVAL_S", 2.8, 0.1, e),
             kafka_version=_env("ESEP_KAFKA_VERSION", "3.9.1", e),
             log_level=_env("ESEP_LOG_LEVEL", "info", e).lower(),
-            pending=_choice("ESEP_PENDING", "business-day", PENDING_MODES, e),
-            hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", 30.0, 0.0, e),
+            pending=_choice("ESEP_PENDING", holds.DEFAULT_MODE, PENDING_MODES, e),
+            hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", holds.DEFAULT_MARGIN_MIN, 0.0, e),
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
             topics=Topics.from_env(e),
         )

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from models.registry import RegistryPerson
 from monitoring import metrics
+from rules.codes import SCHEMA
+from rules.errors import classify
 from rules.posting import Person
 
 from .metadata import topic_partitions
@@ -73,37 +75,31 @@ class RegistryStore:
         self.db.close()
 
 
-def parse_record(key: bytes | None, value: bytes | None) -> tuple[str | None, RegistryPerson | None, str | None]:
-    """(iin, person or None for a deletion, error) of one registry record."""
+Rejection = tuple[str, str]  # (error_kind, error)
+
+
+def parse_record(key: bytes | None, value: bytes | None) -> tuple[str | None, RegistryPerson | None, Rejection | None]:
+    """(iin, person or None for a deletion, rejection) of one registry record."""
     if value is None:
         if not key:
-            return None, None, "tombstone without a key: no person to delete"
+            return None, None, (SCHEMA, "tombstone without a key: no person to delete")
         try:
             return key.decode("utf-8"), None, None
         except UnicodeDecodeError:
-            return None, None, "tombstone key is not UTF-8"
+            return None, None, (SCHEMA, "tombstone key is not UTF-8")
     try:
         person = RegistryPerson.model_validate_json(value)
     except ValidationError as exc:
-        return None, None, describe_validation_error(exc)
+        return None, None, classify(value, exc.errors(include_url=False, include_input=False))
     if key is not None and key != person.iin.encode():
-        return None, None, "key does not equal the record's iin (registry.persons is keyed by IIN)"
+        return None, None, (SCHEMA, "key does not equal the record's iin (registry.persons is keyed by IIN)")
     return person.iin, person, None
 
 
-def judge_record(key: bytes | None, value: bytes | None) -> tuple[str | None, bytes | None, str | None]:
-    """(iin, encoded person or None for a deletion, error). A record with an error changes nothing."""
+def judge_record(key: bytes | None, value: bytes | None) -> tuple[str | None, bytes | None, Rejection | None]:
+    """(iin, encoded person or None for a deletion, rejection). A rejected record changes nothing."""
     iin, person, error = parse_record(key, value)
     return iin, (encode_person(person) if person is not None else None), error
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each bad field; never echoes the input (it may hold personal data)."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(x) for x in err["loc"]) or "<record>"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
 
 
 @dataclass
