@@ -138,7 +138,7 @@ def test_a_line_without_an_outcome_is_lost_and_amounts_no_longer_add_up():
     report = ledger.check()
     assert {"line_lost", "order_not_conserved", "result_mismatch", "day_not_conserved"} == kinds(report)
     lost = [b for b in report.breaches if b.kind == "line_lost"]
-    assert [b.id for b in lost] == [f"N-2/3 (iin 92******3450)"]
+    assert [b.id for b in lost] == ["N-2/3 (iin 92******3450)"]
     assert B["iin"] not in render(report), "IINs are masked in the report"
 
 

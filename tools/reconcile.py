@@ -380,10 +380,10 @@ def reconcile_topics(bootstrap: str, topics, *, since: datetime | None = None, u
     until_ms = int(until.timestamp() * 1000) if until else None
     start_ms = since_ms - int(lookback_days * 86_400_000) if since_ms is not None else None
     records = read_records(bootstrap, topics, start_ms)
-    judged = None
-    if since_ms is not None or until_ms is not None:
-        def judged(rec: Raw) -> bool:
-            return (since_ms is None or rec.timestamp >= since_ms) and (until_ms is None or rec.timestamp <= until_ms)
+    def in_range(rec: Raw) -> bool:
+        return (since_ms is None or rec.timestamp >= since_ms) and (until_ms is None or rec.timestamp <= until_ms)
+
+    judged = in_range if since_ms is not None or until_ms is not None else None
     deadline_of = None
     if not strict:
         from rules.calendar import default_calendar
