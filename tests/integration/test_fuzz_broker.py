@@ -8,11 +8,13 @@ import base64
 import random
 import urllib.request
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
 from models.outputs import DeadLetter, OrderResult, PostedContribution, Refund
+from rules.calendar import default_calendar, local_date
 
 from ..cases import example_notification, registry_persons
 from ..test_fuzz import KINDS, FuzzRecord, fuzz_record, judge
@@ -129,8 +131,13 @@ def test_ten_thousand_fuzzed_records_each_end_once_and_the_worker_goes_on(broker
             assert result["lines_posted"] == len(entries)
             assert result["lines_total"] == result["lines_posted"] + result["lines_refunded"] == len(ended)
 
-        # Still alive, still ready, still deciding.
+        # Still alive, still ready, still deciding; and the calendar gauge set at start (issue 9 item 7).
         assert worker.proc.poll() is None, worker.log_tail()
+        def known_ahead() -> int:
+            return default_calendar().days_known_ahead(local_date(datetime.now(timezone.utc)))
+
+        before, gauge, after = known_ahead(), worker.metric("esep_calendar_days_known_ahead"), known_ahead()
+        assert gauge in (before, after)  # two values only when the day turned while reading
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/ready", timeout=5) as r:
             assert r.status == 200
         after = {**example_notification(), "notification_id": "FB-AFTER"}
