@@ -17,7 +17,7 @@ from models.outputs import DeadLetter, OrderResult, PostedContribution, Refund
 from rules.calendar import default_calendar, local_date
 
 from ..cases import example_notification, registry_persons
-from ..test_fuzz import KINDS, FuzzRecord, fuzz_record, judge
+from ..fuzzing import KINDS, FuzzRecord, fuzz_record, judge
 from .harness import Outputs, Stack
 
 pytestmark = pytest.mark.integration
