@@ -73,3 +73,26 @@ calendar_days_known_ahead = Gauge(
     registry=REGISTRY,
 )
 worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)
+# Personal accounts and the statement API (issue 13). `endpoint` is a route name (account, statement,
+# audit, openapi, other), never a path: paths carry IINs.
+account_records = Counter(
+    "esep_account_records_total",
+    "Ledger records applied to personal accounts, by source and outcome (applied, duplicate, conflict: the "
+    "same id with other content, an upstream fault; rejected: not an account's record)",
+    ["source", "outcome"], registry=REGISTRY,
+)
+accounts_partitions_ready = Gauge(
+    "esep_accounts_partitions_ready", "Owned account partitions restored and served (the others answer 503)",
+    registry=REGISTRY,
+)
+api_requests = Counter("esep_api_requests_total", "Statement API requests answered by this worker, by endpoint "
+                       "and status", ["endpoint", "status"], registry=REGISTRY)
+api_seconds = Histogram("esep_api_request_seconds", "Statement API requests answered by this worker, by endpoint "
+                        "(forwarded ones included, from arrival to answer)", ["endpoint"],
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+api_forwarded = Counter(
+    "esep_api_forwarded_total",
+    "Statement API requests for an account of another worker's partition, by outcome (answered by the owner; "
+    "unreachable: 503 here; no_owner: no assignment known, 503 here)",
+    ["outcome"], registry=REGISTRY,
+)

@@ -363,6 +363,22 @@ class Account:
             raise AccountRecordError("a record is a JSON object")
         return method(self, record)
 
+    def merge(self, other: "Account") -> int:
+        """Take in what `other` (a state of the same IIN) holds: the account both would be had each
+        seen the other's records. Commutative and idempotent, like `apply`, so a store restoring
+        from its changelog can merge each value instead of trusting the order of the writes.
+        Returns the number of items added or changed."""
+        if other.iin != self.iin:
+            raise AccountRecordError("the state is of another IIN")
+        changed = 0
+        for section in SECTIONS:
+            for item_id, item in getattr(other, section).items():
+                if self._store(section, item_id, item) != DUPLICATE:
+                    changed += 1
+        if other.person is not None and (self.person is None or list(other.person["rank"]) > list(self.person["rank"])):
+            self.person = other.person
+        return changed
+
     # ---- state ---------------------------------------------------------------------------------
 
     @property

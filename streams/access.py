@@ -69,6 +69,8 @@ class ApiSettings:
     burst: int
     tls_cert: Path | None
     tls_key: Path | None
+    # A request for another worker's account waits this long for the owner's answer, then 503.
+    forward_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "ApiSettings":
@@ -82,6 +84,7 @@ class ApiSettings:
             burst=_int("ESEP_API_BURST", 20, 1, environ),
             tls_cert=Path(cert).expanduser() if cert else None,
             tls_key=Path(key).expanduser() if key else None,
+            forward_timeout_s=_float("ESEP_API_FORWARD_TIMEOUT_S", 5.0, 0.1, environ),
         )
 
 

@@ -25,6 +25,7 @@ from tables.registry import RegistryReplica, RegistryStore
 from rules.calendar import default_calendar
 from rules.holds import HoldPolicy
 
+from .accounts_agent import install_accounts, web_options
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
 from .records import InputRecord, OutputRecord
@@ -202,6 +203,7 @@ def build_app(settings: Settings, bootstrap: str,
         stream_ack_exceptions=False,
         stream_ack_cancelled_tasks=False,
         stream_recovery_delay=0.0,
+        **web_options(settings),  # the URL other workers reach this one at; TLS when configured
     )
     runtime = Runtime(app, settings, bootstrap, calendar or default_calendar())
     metrics.worker_info.info({"version": package_version(), "worker_id": settings.worker_id, "app_id": settings.app_id})
@@ -283,4 +285,5 @@ def build_app(settings: Settings, bootstrap: str,
         runtime.processor.forget_partitions(
             tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications)
 
+    runtime.accounts = install_accounts(app, settings, bootstrap, runtime)  # personal accounts, statement API
     return app, runtime

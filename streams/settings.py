@@ -22,6 +22,10 @@ DEFAULT_TOPICS = {
     "registry_changes": "registry.changes",
     "decisions": "esep.decisions",
     "registry_history": "esep.registry-history",
+    # Personal accounts and the statement API (issue 13).
+    "account_refund_lines": "esep.account-refund-lines",
+    "accounts_changelog": "esep.accounts-changelog",
+    "audit_access": "audit.access",
 }
 PENDING_MODES = holds.MODES
 
@@ -74,6 +78,20 @@ def _existing_file(name: str, environ: Mapping[str, str] | None = None) -> Path 
     return path
 
 
+# Ledger topics a personal account is built from (issue 13), by the name ESEP_ACCOUNT_SOURCES uses.
+ACCOUNT_SOURCES = ("contributions", "refunds", "reversals", "social_payments", "overpayments")
+
+
+def _sources(name: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """() when unset: every source whose ledger this engine has (streams.accounts.source_topics)."""
+    raw = _env(name, "", environ)
+    chosen = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+    unknown = [s for s in chosen if s not in ACCOUNT_SOURCES]
+    if unknown:
+        raise SettingsError(f"{name}: {', '.join(unknown)} unknown; choose from {', '.join(ACCOUNT_SOURCES)}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class Topics:
     credit_notifications: str
@@ -86,6 +104,9 @@ class Topics:
     registry_changes: str
     decisions: str
     registry_history: str
+    account_refund_lines: str
+    accounts_changelog: str
+    audit_access: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":
@@ -113,6 +134,8 @@ class Settings:
     hold_check_s: float
     topics: Topics = field(default_factory=Topics.from_env)
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
+    web_url: str = ""  # "": http://127.0.0.1:<web_port> (https under TLS)
+    account_sources: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -137,6 +160,8 @@ class Settings:
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
             topics=Topics.from_env(e),
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
+            web_url=_env("ESEP_WEB_URL", "", e).rstrip("/"),
+            account_sources=_sources("ESEP_ACCOUNT_SOURCES", e),
         )
 
     @property

@@ -48,6 +48,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.registry_changes, n),
         # Person histories follow the registry's partitioning (same key, same partition count).
         TopicSpec(t.registry_history, n, compacted=True),
+        # Personal accounts (issue 13): refund lines re-keyed by IIN and the accounts' changelog are
+        # co-partitioned with the IIN-keyed ledger topics; the audit trail is kept like the ledgers.
+        TopicSpec(t.account_refund_lines, n),
+        TopicSpec(t.accounts_changelog, n, compacted=True),
+        TopicSpec(t.audit_access, n, kept_forever=True),
     ]
 
 

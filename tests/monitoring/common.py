@@ -27,7 +27,7 @@ ALERTS = {
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.
 ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind",
-                  "store", "stage"}
+                  "store", "stage", "endpoint"}
 INFO_LABELS = {"version", "worker_id", "app_id"}
 # Personal or per-record data: never a label (confidentiality, and unbounded cardinality).
 FORBIDDEN_LABELS = {"iin", "name", "surname", "patronymic", "birth_date", "payer", "payer_name", "bin_iin",

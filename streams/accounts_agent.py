@@ -1,0 +1,265 @@
+"""Faust wiring of personal accounts and the statement API (issue 13): the accounts agent over the
+IIN-keyed ledger topics, the agent that re-keys refund lines by IIN, the restore that follows each
+assignment, and the API's pages on the worker's web server.
+
+Every ledger topic an account is built from is subscribed by the same agent on every worker and has
+ESEP_PARTITIONS partitions, so faust's assignor co-partitions them: partition p of each goes to one
+worker. By default the sources are the ledgers this engine has (their topics are made before the
+worker starts); a source named in ESEP_ACCOUNT_SOURCES whose topic does not exist is reported at
+start and read once it exists (the consumer's metadata refresh brings it into the assignment). A
+source with another partition count stops the worker: it would split a person's records between
+workers."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import faust
+from faust.exceptions import ConsumerNotStarted
+from faust.web import View
+
+from monitoring import metrics
+from tables.accounts import AccountStore
+from tables.changelog import ChangelogReader
+
+from .access import ApiSettings, RateLimiter, TokenStore
+from .accounts import AccountsProcessor, LocalAccounts, account_inputs, rekey_refunds, source_topics
+from .records import InputRecord
+from .settings import Settings
+from .statement_api import StatementApi
+from .statement_web import AuditTopicReader, StatementRouter, audit_sink
+from .tls import server_context
+
+if TYPE_CHECKING:
+    from .app import Runtime
+
+log = logging.getLogger("esep.accounts")
+
+PAGES = ("/v1/accounts/{iin}", "/v1/accounts/{iin}/statement", "/v1/audit", "/v1/openapi.json")
+
+
+def web_url(settings: Settings, api: ApiSettings | None = None) -> str:
+    """The URL the other workers reach this one at (faust's canonical_url, kept in the group's
+    assignment): ESEP_WEB_URL, else this host's loopback address and port."""
+    if settings.web_url:
+        return settings.web_url
+    api = api or ApiSettings.from_env()
+    scheme = "https" if api.tls_cert else "http"
+    return f"{scheme}://127.0.0.1:{settings.web_port}"
+
+
+def web_options(settings: Settings) -> dict:
+    """faust.App keyword arguments of the web server: the advertised URL and TLS when configured."""
+    api = ApiSettings.from_env()
+    options = {"canonical_url": web_url(settings, api)}
+    if api.tls_cert:
+        options["web_ssl_context"] = server_context(api.tls_cert, api.tls_key)
+    return options
+
+
+def existing_topics(bootstrap: str, names: list[str]) -> dict[str, int]:
+    """Partition counts of those of `names` that exist (a blocking admin call, at start only)."""
+    from .topics import admin_client
+
+    admin = admin_client(bootstrap)
+    try:
+        present = set(admin.list_topics())
+        wanted = [n for n in names if n in present]
+        described = admin.describe_topics(wanted) if wanted else []
+        return {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+    finally:
+        admin.close()
+
+
+class AccountsRuntime:
+    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, runtime: "Runtime",
+                 api_settings: ApiSettings):
+        self.app = app
+        self.settings = settings
+        self.inputs = account_inputs(settings)
+        self.store = AccountStore(settings.worker_dir / "accounts")
+        self.changelog = ChangelogReader(self.store, bootstrap, settings.topics.accounts_changelog)
+        self.changelog_started = False
+        self.processor = AccountsProcessor(self.store, self, runtime_sink(runtime), settings.topics.accounts_changelog,
+                                           self.inputs, owned_partitions=self.owned_partitions)
+        self.local = LocalAccounts(self.processor, settings.partitions, rebalancing=lambda: bool(app.rebalancing),
+                                   owned=self.owned_partitions, retry_after_s=settings.session_timeout_s)
+        self.audit_reader = AuditTopicReader(bootstrap, settings.topics.audit_access, settings.partitions)
+        self.api = StatementApi(TokenStore(api_settings.tokens_file), self.local,
+                                audit_sink(app, settings.topics.audit_access), worker=settings.worker_id,
+                                limiter=RateLimiter(api_settings.rate_per_s, api_settings.burst),
+                                audit_source=self.audit_reader)
+        self.router = StatementRouter(
+            self.api, self.local, worker_id=settings.worker_id, own_url=lambda: str(app.conf.canonical_url),
+            owner_url=self.owner_url, session=lambda: app.http_client, timeout_s=api_settings.forward_timeout_s,
+            lag=self.lag, ssl=forward_ssl(api_settings))
+
+    # ---- the changelog (as AccountsProcessor's Changelog) ---------------------------------------------
+
+    async def catch_up(self, partitions: list[int]) -> int:
+        if not self.changelog_started:
+            await self.changelog.start()
+            self.changelog_started = True
+        return await self.changelog.catch_up(partitions)
+
+    # ---- ownership ----------------------------------------------------------------------------------
+
+    def assignment(self) -> set:
+        try:
+            return self.app.consumer.assignment()
+        except ConsumerNotStarted:
+            return set()
+
+    def owned_partitions(self) -> list[int]:
+        return sorted({tp.partition for tp in self.assignment() if tp.topic in self.inputs})
+
+    def owner_url(self, iin: str) -> str:
+        topic = next(iter(self.inputs))
+        return str(self.app.router.external_topic_key_store(self.app.topic(topic), iin.encode()))
+
+    def lag(self, partition: int) -> int | None:
+        """Records of `partition` in the input topics not yet applied (None when unknown)."""
+        total = 0
+        for tp in self.assignment():
+            if tp.topic not in self.inputs or tp.partition != partition:
+                continue
+            high = self.app.consumer.highwater(tp)
+            done = self.processor.next_offsets.get((tp.topic, tp.partition))
+            if high is None:
+                return None
+            if done is None:
+                if high > 0:
+                    return None
+                done = 0
+            total += max(0, high - done)
+        return total
+
+    def observe(self) -> None:
+        owned = set(self.owned_partitions())
+        metrics.accounts_partitions_ready.set(len(owned & self.processor.restored))
+        for tp in self.assignment():
+            if tp.topic in self.inputs:
+                high = self.app.consumer.highwater(tp)
+                done = self.processor.next_offsets.get((tp.topic, tp.partition))
+                if high is not None and done is not None:
+                    metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+
+    async def check_topics(self, bootstrap: str) -> None:
+        """The configured sources and the changelog must share the partition count (co-partitioned);
+        a missing source topic is only reported."""
+        names = [*self.inputs, self.settings.topics.accounts_changelog]
+        counts = await asyncio.get_running_loop().run_in_executor(None, existing_topics, bootstrap, names)
+        missing = [n for n in names if n not in counts]
+        if missing:
+            log.warning("account sources without a topic (read once it exists): %s", ", ".join(missing))
+        wrong = {n: c for n, c in counts.items() if c != self.settings.partitions}
+        if wrong:
+            raise RuntimeError(f"the account topics must have ESEP_PARTITIONS={self.settings.partitions} partitions "
+                               f"(co-partitioned), found {wrong}: recreate them")
+
+
+def runtime_sink(runtime: "Runtime"):
+    from .app import FaustSink
+
+    return FaustSink(runtime.app)
+
+
+def forward_ssl(api: ApiSettings):
+    """Forwarding to another worker under TLS: the system's trust store, plus the workers' own
+    certificate (a deployment whose workers share one self-signed certificate)."""
+    if not api.tls_cert:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(api.tls_cert))
+    return context
+
+
+def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime: "Runtime") -> AccountsRuntime:
+    api_settings = ApiSettings.from_env()
+    accounts = AccountsRuntime(app, settings, bootstrap, runtime, api_settings)
+    batch_size, within = settings.batch_size, timedelta(seconds=settings.batch_within_s)
+
+    if accounts.inputs:
+        ledger_topic = app.topic(*accounts.inputs, key_type=bytes, value_type=bytes, key_serializer="raw",
+                                 value_serializer="raw", partitions=settings.partitions)
+
+        @app.agent(ledger_topic, name="accounts")
+        async def accounts_agent(stream):
+            async for events in stream.noack_take(batch_size, within=within):
+                batch = [InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                     e.message.value) for e in events]
+                await accounts.processor.process(batch)
+                for e in events:
+                    await stream.ack(e)
+
+    if "refunds" in source_topics(settings):
+        refunds_topic = app.topic(settings.topics.refunds, key_type=bytes, value_type=bytes, key_serializer="raw",
+                                  value_serializer="raw", partitions=settings.partitions)
+        sink = runtime_sink(runtime)
+
+        @app.agent(refunds_topic, name="account-refund-lines")
+        async def refund_lines(stream):
+            async for events in stream.noack_take(batch_size, within=within):
+                batch = [InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                     e.message.value) for e in events]
+                await rekey_refunds(sink, batch, settings.topics.account_refund_lines)
+                for e in events:
+                    await stream.ack(e)
+
+    @app.task
+    async def check_account_topics() -> None:
+        try:
+            await accounts.check_topics(bootstrap)
+        except Exception as exc:  # noqa: BLE001
+            log.critical("the accounts cannot be kept: %s", exc)
+            await app.crash(exc)
+
+    @app.on_partitions_assigned.connect
+    async def accounts_assigned(app, assigned, **kwargs) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic in accounts.inputs}
+        if mine:
+            # In the background: the API answers 503 for these partitions until their accounts are read.
+            asyncio.ensure_future(_restore(accounts, mine))
+
+    @app.on_partitions_revoked.connect
+    async def accounts_revoked(app, revoked, **kwargs) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic in accounts.inputs}
+        accounts.processor.forget_partitions(gone)
+        for tp in revoked:
+            if tp.topic in accounts.inputs:
+                try:
+                    metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+                except KeyError:
+                    pass
+
+    @app.timer(interval=5.0)
+    async def observe_accounts() -> None:
+        accounts.observe()
+
+    class ApiPage(View):
+        """Every method reaches the API, so that a refused one is audited too (405)."""
+
+        async def get(self, request, **kwargs):
+            status, headers, body = await accounts.router.respond(request)
+            # Content-Type travels in `headers`: aiohttp refuses it in both places.
+            return self.bytes(body, status=status, headers=headers)
+
+        post = put = patch = delete = options = search = get
+
+    for path in PAGES:
+        app.page(path, name=f"api:{path}")(type(f"ApiPage{len(path)}", (ApiPage,), {}))
+    return accounts
+
+
+async def _restore(accounts: AccountsRuntime, partitions: set[int]) -> None:
+    try:
+        await accounts.processor.restore(partitions)
+        accounts.observe()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the next batch of these partitions restores again
+        log.error("restoring the accounts of partitions %s failed: %s: %s", sorted(partitions),
+                  type(exc).__name__, exc)
