@@ -1,14 +1,14 @@
-"""Faust wiring of personal accounts and the statement API (issue 13): the accounts agent over the
-IIN-keyed ledger topics, the agent that re-keys refund lines by IIN, the restore that follows each
-assignment, and the API's pages on the worker's web server.
+"""Faust wiring of personal accounts and the statement API (issue 13): the feed that reads the
+IIN-keyed ledger partitions this worker owns into the accounts, the agent that re-keys refund lines
+by IIN, and the API's pages on the worker's web server.
 
-Every ledger topic an account is built from is subscribed by the same agent on every worker and has
-ESEP_PARTITIONS partitions, so faust's assignor co-partitions them: partition p of each goes to one
-worker. By default the sources are the ledgers this engine has (their topics are made before the
-worker starts); a source named in ESEP_ACCOUNT_SOURCES whose topic does not exist is reported at
-start and read once it exists (the consumer's metadata refresh brings it into the assignment). A
-source with another partition count stops the worker: it would split a person's records between
-workers."""
+Ownership of an account is the faust assignment of the notifications topic: every topic with
+ESEP_PARTITIONS partitions that all workers subscribe is in one co-partitioned group, and the ledger
+topics have that count too (checked at start: another count would split a person's records between
+workers), so partition p of the ledger belongs with partition p of the notifications and the
+faust router knows its worker's URL. The sources are ESEP_ACCOUNT_SOURCES (default all five); one
+whose topic does not exist yet (the reversals or the recipients' ledger not deployed) is read once
+it appears."""
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +26,7 @@ from tables.accounts import AccountStore
 from tables.changelog import ChangelogReader
 
 from .access import ApiSettings, RateLimiter, TokenStore
-from .accounts import AccountsProcessor, LocalAccounts, account_inputs, rekey_refunds, source_topics
+from .accounts import AccountsFeed, AccountsProcessor, LocalAccounts, account_inputs, rekey_refunds, source_topics
 from .records import InputRecord
 from .settings import Settings
 from .statement_api import StatementApi
@@ -85,6 +85,7 @@ class AccountsRuntime:
         self.changelog_started = False
         self.processor = AccountsProcessor(self.store, self, runtime_sink(runtime), settings.topics.accounts_changelog,
                                            self.inputs, owned_partitions=self.owned_partitions)
+        self.feed = AccountsFeed(self.processor, bootstrap, self.owned_partitions)
         self.local = LocalAccounts(self.processor, settings.partitions, rebalancing=lambda: bool(app.rebalancing),
                                    owned=self.owned_partitions, retry_after_s=settings.session_timeout_s)
         self.audit_reader = AuditTopicReader(bootstrap, settings.topics.audit_access, settings.partitions)
@@ -95,7 +96,7 @@ class AccountsRuntime:
         self.router = StatementRouter(
             self.api, self.local, worker_id=settings.worker_id, own_url=lambda: str(app.conf.canonical_url),
             owner_url=self.owner_url, session=lambda: app.http_client, timeout_s=api_settings.forward_timeout_s,
-            lag=self.lag, ssl=forward_ssl(api_settings))
+            lag=self.feed.lag, ssl=forward_ssl(api_settings))
 
     # ---- the changelog (as AccountsProcessor's Changelog) ---------------------------------------------
 
@@ -114,47 +115,29 @@ class AccountsRuntime:
             return set()
 
     def owned_partitions(self) -> list[int]:
-        return sorted({tp.partition for tp in self.assignment() if tp.topic in self.inputs})
+        topic = self.settings.topics.credit_notifications
+        return sorted({tp.partition for tp in self.assignment() if tp.topic == topic})
 
     def owner_url(self, iin: str) -> str:
-        topic = next(iter(self.inputs))
-        return str(self.app.router.external_topic_key_store(self.app.topic(topic), iin.encode()))
-
-    def lag(self, partition: int) -> int | None:
-        """Records of `partition` in the input topics not yet applied (None when unknown)."""
-        total = 0
-        for tp in self.assignment():
-            if tp.topic not in self.inputs or tp.partition != partition:
-                continue
-            high = self.app.consumer.highwater(tp)
-            done = self.processor.next_offsets.get((tp.topic, tp.partition))
-            if high is None:
-                return None
-            if done is None:
-                if high > 0:
-                    return None
-                done = 0
-            total += max(0, high - done)
-        return total
+        """The URL of the worker assigned the IIN's partition (KeyError: none known now)."""
+        return str(self.app.router.external_topic_key_store(self.app.topic(self.settings.topics.credit_notifications),
+                                                            iin.encode()))
 
     def observe(self) -> None:
-        owned = set(self.owned_partitions())
-        metrics.accounts_partitions_ready.set(len(owned & self.processor.restored))
-        for tp in self.assignment():
-            if tp.topic in self.inputs:
-                high = self.app.consumer.highwater(tp)
-                done = self.processor.next_offsets.get((tp.topic, tp.partition))
+        owned = self.owned_partitions()
+        metrics.accounts_partitions_ready.set(len(set(owned) & self.processor.restored))
+        for topic in self.feed.present:
+            for p in owned:
+                high = self.feed.highwater(topic, p)
+                done = self.processor.next_offsets.get((topic, p))
                 if high is not None and done is not None:
-                    metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+                    metrics.consumer_lag.labels(topic, str(p)).set(max(0, high - done))
 
     async def check_topics(self, bootstrap: str) -> None:
-        """The configured sources and the changelog must share the partition count (co-partitioned);
-        a missing source topic is only reported."""
+        """The ledger topics that exist and the changelog must have ESEP_PARTITIONS partitions, like
+        the notifications whose assignment they follow."""
         names = [*self.inputs, self.settings.topics.accounts_changelog]
         counts = await asyncio.get_running_loop().run_in_executor(None, existing_topics, bootstrap, names)
-        missing = [n for n in names if n not in counts]
-        if missing:
-            log.warning("account sources without a topic (read once it exists): %s", ", ".join(missing))
         wrong = {n: c for n, c in counts.items() if c != self.settings.partitions}
         if wrong:
             raise RuntimeError(f"the account topics must have ESEP_PARTITIONS={self.settings.partitions} partitions "
@@ -182,18 +165,16 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
     accounts = AccountsRuntime(app, settings, bootstrap, runtime, api_settings)
     batch_size, within = settings.batch_size, timedelta(seconds=settings.batch_within_s)
 
-    if accounts.inputs:
-        ledger_topic = app.topic(*accounts.inputs, key_type=bytes, value_type=bytes, key_serializer="raw",
-                                 value_serializer="raw", partitions=settings.partitions)
-
-        @app.agent(ledger_topic, name="accounts")
-        async def accounts_agent(stream):
-            async for events in stream.noack_take(batch_size, within=within):
-                batch = [InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                     e.message.value) for e in events]
-                await accounts.processor.process(batch)
-                for e in events:
-                    await stream.ack(e)
+    @app.task
+    async def read_ledger() -> None:
+        try:
+            await accounts.check_topics(bootstrap)
+            await accounts.feed.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - accounts that stop following the ledger are wrong: stop
+            log.critical("the accounts cannot be kept: %s", exc, exc_info=True)
+            await app.crash(exc)
 
     if "refunds" in source_topics(settings):
         refunds_topic = app.topic(settings.topics.refunds, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -209,29 +190,23 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
                 for e in events:
                     await stream.ack(e)
 
-    @app.task
-    async def check_account_topics() -> None:
-        try:
-            await accounts.check_topics(bootstrap)
-        except Exception as exc:  # noqa: BLE001
-            log.critical("the accounts cannot be kept: %s", exc)
-            await app.crash(exc)
+    credit_topic = settings.topics.credit_notifications
 
     @app.on_partitions_assigned.connect
     async def accounts_assigned(app, assigned, **kwargs) -> None:
-        mine = {tp.partition for tp in assigned if tp.topic in accounts.inputs}
-        if mine:
-            # In the background: the API answers 503 for these partitions until their accounts are read.
-            asyncio.ensure_future(_restore(accounts, mine))
+        accounts.feed.reassign()  # restores the new partitions, then reads them: 503 until then
 
     @app.on_partitions_revoked.connect
     async def accounts_revoked(app, revoked, **kwargs) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic in accounts.inputs}
-        accounts.processor.forget_partitions(gone)
-        for tp in revoked:
-            if tp.topic in accounts.inputs:
+        gone = {tp.partition for tp in revoked if tp.topic == credit_topic}
+        # After the batch in hand: its changelog write lands before the next owner reads the changelog.
+        async with accounts.processor.lock:
+            accounts.processor.forget_partitions(gone)
+        accounts.feed.reassign()
+        for topic in accounts.feed.present:
+            for p in gone:
                 try:
-                    metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+                    metrics.consumer_lag.remove(topic, str(p))
                 except KeyError:
                     pass
 
@@ -252,14 +227,3 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
     for path in PAGES:
         app.page(path, name=f"api:{path}")(type(f"ApiPage{len(path)}", (ApiPage,), {}))
     return accounts
-
-
-async def _restore(accounts: AccountsRuntime, partitions: set[int]) -> None:
-    try:
-        await accounts.processor.restore(partitions)
-        accounts.observe()
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the next batch of these partitions restores again
-        log.error("restoring the accounts of partitions %s failed: %s: %s", sorted(partitions),
-                  type(exc).__name__, exc)

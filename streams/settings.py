@@ -83,8 +83,7 @@ ACCOUNT_SOURCES = ("contributions", "refunds", "reversals", "social_payments", "
 
 
 def _sources(name: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """() when unset: every source whose ledger this engine has (streams.accounts.source_topics)."""
-    raw = _env(name, "", environ)
+    raw = _env(name, ",".join(ACCOUNT_SOURCES), environ)
     chosen = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
     unknown = [s for s in chosen if s not in ACCOUNT_SOURCES]
     if unknown:

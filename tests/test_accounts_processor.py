@@ -66,7 +66,12 @@ def make(tmp_path, memory_sink):
 
 
 def changelog_records(sink):
-    return [r for r in sink.sent if r.topic == CHANGELOG]
+    """The accounts written to the changelog (not the positions)."""
+    return [r for r in sink.sent if r.topic == CHANGELOG and not r.key.startswith(b"\x00")]
+
+
+def positions_written(sink):
+    return {r.key.decode(): int(r.value) for r in sink.sent if r.topic == CHANGELOG and r.key.startswith(b"\x00")}
 
 
 def test_a_batch_writes_each_changed_account_to_the_changelog_then_the_store(make, memory_sink):
@@ -82,6 +87,13 @@ def test_a_batch_writes_each_changed_account_to_the_changelog_then_the_store(mak
         assert Account.from_json(r.value).to_json() == processor.store.get(r.key.decode()).to_json()
     assert processor.store.get(IIN).totals()["contributions"]["posted"] == "59500.00"
     assert changelog.calls == [[0, 1, 2, 3]]  # restored before the first batch, every owned partition at once
+    # Where the ledger was read to, in each partition of the batch: a new owner resumes there.
+    last = {}
+    for r in batch:
+        last[r.partition] = r.offset + 1
+    assert positions_written(memory_sink) == {f"\x00pos/{p}/posted.contributions": o for p, o in last.items()}
+    for p, o in last.items():
+        assert processor.store.positions(p, ["posted.contributions", "posted.reversals"]) == {"posted.contributions": o}
 
 
 def test_a_redelivered_batch_changes_nothing_and_writes_nothing(make, memory_sink):
@@ -89,10 +101,10 @@ def test_a_redelivered_batch_changes_nothing_and_writes_nothing(make, memory_sin
     batch = [record("posted.contributions", contribution(line_no=n), n) for n in (1, 2)]
     asyncio.run(processor.process(batch))
     before = processor.store.get(IIN).to_json()
-    sent = len(memory_sink.sent)
+    sent = len(changelog_records(memory_sink))
     summary = asyncio.run(processor.process(batch))
     assert summary.outcomes[("contributions", "duplicate")] == 2 and summary.changed == 0
-    assert len(memory_sink.sent) == sent
+    assert len(changelog_records(memory_sink)) == sent
     assert processor.store.get(IIN).to_json() == before
 
 
@@ -131,11 +143,15 @@ def test_a_restore_on_another_worker_gives_the_same_accounts(make, memory_sink):
     asyncio.run(second.restore({0, 1, 2, 3}))
     for iin in (IIN, OTHER):
         assert second.store.get(iin).to_json() == first.store.get(iin).to_json()
-    # What a worker that was losing the partition wrote late (an older state) is merged, not put over.
+    p = iin_partition(IIN, PARTITIONS)
+    assert second.store.positions(p, ["posted.contributions"]) == first.store.positions(p, ["posted.contributions"])
+    # What a worker that was losing the partition wrote late (an older state, an older position) is
+    # merged, not put over: the account keeps every item, the position never moves back.
     older = Account(IIN)
     older.apply("contribution", contribution(line_no=9))
-    second.store.apply([(IIN, older.to_json())], {iin_partition(IIN, PARTITIONS): 99})
+    second.store.apply([(IIN, older.to_json()), (f"\x00pos/{p}/posted.contributions", b"0")], {p: 99})
     assert set(second.store.get(IIN).contributions) == {f"HSBK-20261126-000421/{n}" for n in (0, 1, 9)}
+    assert second.store.positions(p, ["posted.contributions"]) == first.store.positions(p, ["posted.contributions"])
 
 
 def test_refund_lines_are_sent_keyed_by_their_iin(memory_sink):
