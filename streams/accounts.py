@@ -31,7 +31,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from monitoring import metrics
-from rules.accounts import APPLIED, CONFLICT, DUPLICATE, Account, AccountRecordError, refund_lines_by_iin
+from rules.accounts import APPLIED, CONFLICT, Account, AccountRecordError, refund_lines_by_iin
 from rules.iin import mask_iin
 from tables.accounts import AccountStore, encode_position, position_key
 

@@ -26,7 +26,9 @@ from tables.accounts import AccountStore
 from tables.changelog import ChangelogReader
 
 from .access import ApiSettings, RateLimiter, TokenStore
-from .accounts import AccountsFeed, AccountsProcessor, LocalAccounts, account_inputs, rekey_refunds, source_topics
+from .accounts import (
+    AccountsFeed, AccountsProcessor, LocalAccounts, account_inputs, iin_partition, rekey_refunds, source_topics,
+)
 from .records import InputRecord
 from .settings import Settings
 from .statement_api import StatementApi
@@ -119,9 +121,15 @@ class AccountsRuntime:
         return sorted({tp.partition for tp in self.assignment() if tp.topic == topic})
 
     def owner_url(self, iin: str) -> str:
-        """The URL of the worker assigned the IIN's partition (KeyError: none known now)."""
-        return str(self.app.router.external_topic_key_store(self.app.topic(self.settings.topics.credit_notifications),
-                                                            iin.encode()))
+        """The URL of the worker assigned the IIN's partition, from the group's assignment as faust's
+        assignor shares it with every member (KeyError: none known now). The partition is computed
+        here: faust's own look-up asks the producer, which knows only topics it has written."""
+        topic = self.settings.topics.credit_notifications
+        partition = iin_partition(iin, self.settings.partitions)
+        for url, topics in self.app.router.external_topics_metadata().items():
+            if partition in topics.get(topic, ()):
+                return str(url)
+        raise KeyError(partition)
 
     def observe(self) -> None:
         owned = self.owned_partitions()

@@ -82,6 +82,26 @@ def _token(args, settings: Settings) -> int:
     return 0
 
 
+def _statement(args, settings: Settings) -> int:
+    from .statement_client import ClientError, statement
+
+    try:
+        return statement(settings, args.iin, start=args.start, end=args.end, csv=args.csv, totals=args.totals,
+                         token_file=args.token_file)
+    except ClientError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _audit(args, settings: Settings) -> int:
+    from .statement_client import ClientError, audit
+
+    try:
+        return audit(settings, iin=args.iin, token_name=args.token, limit=args.limit, token_file=args.token_file,
+                     direct=args.direct)
+    except ClientError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="esep", description="Real-time posting of social contributions (Order No. 430).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -103,6 +123,24 @@ def parser() -> argparse.ArgumentParser:
     token_add.add_argument("--role", required=True, choices=["operator", "auditor", "fund"])
     token_add.set_defaults(func=_token)
     token_sub.add_parser("list", help="names and roles (never the tokens)").set_defaults(func=_token)
+    stmt = sub.add_parser("statement", help="a personal account's statement through the API (token: ESEP_API_TOKEN "
+                                            "or --token-file; address: ESEP_API_URL)")
+    stmt.add_argument("iin")
+    stmt.add_argument("--from", dest="start", metavar="YYYY-MM", help="first month (inclusive)")
+    stmt.add_argument("--to", dest="end", metavar="YYYY-MM", help="last month (inclusive)")
+    stmt.add_argument("--totals", action="store_true", help="the account's totals instead of the statement")
+    stmt.add_argument("--csv", action="store_true", help="CSV instead of JSON")
+    stmt.add_argument("--token-file", help="a file holding the token (first line)")
+    stmt.set_defaults(func=_statement)
+    aud = sub.add_parser("audit", help="the audit trail of the statement API (auditor token), newest last")
+    who = aud.add_mutually_exclusive_group(required=True)
+    who.add_argument("--iin", help="accesses to this IIN's account")
+    who.add_argument("--token", help="accesses with this token (its name)")
+    aud.add_argument("--limit", type=int, default=100, help="at most this many records (1-1000)")
+    aud.add_argument("--token-file", help="a file holding the auditor's token (first line)")
+    aud.add_argument("--direct", action="store_true",
+                     help="read audit.access from the broker instead of the API (no token; broker access)")
+    aud.set_defaults(func=_audit)
     add_tool_commands(sub)
     return p
 

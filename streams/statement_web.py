@@ -15,7 +15,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,10 +30,11 @@ log = logging.getLogger("esep.statements")
 
 ROUTED = "X-Esep-Routed"
 LAG = "X-Esep-Account-Lag"
+WORKER = "X-Esep-Worker"  # the worker that answered (and wrote the audit record)
 FORWARDED_HEADERS = ("Authorization", "Accept")
 # What the owner's answer keeps on its way back to the client.
 RETURNED_HEADERS = ("Content-Type", "Content-Disposition", "Cache-Control", "X-Content-Type-Options", "Retry-After",
-                    "WWW-Authenticate", "Allow", LAG)
+                    "WWW-Authenticate", "Allow", LAG, WORKER)
 ENDPOINTS = ("account", "statement", "audit", "openapi")
 
 Response = tuple[int, dict, bytes]
@@ -118,11 +119,12 @@ class StatementRouter:
         status, headers, body = await api.handle(request.method, request.path, query, dict(request.headers),
                                                  client=_client(request))
         metrics.api_requests.labels(endpoint_label(request.path), str(status)).inc()
+        headers = {**headers, WORKER: self.worker_id}
         if status == 200 and source is None and iin is not None and self.lag is not None:
             # How far the account trails the ledger topics, so a client can tell (never hidden).
             lag = self.lag(iin_partition(iin, self.accounts.partitions))
             if lag is not None:
-                headers = {**headers, LAG: str(lag)}
+                headers[LAG] = str(lag)
         return status, headers, body
 
     async def _forward(self, owner: str, request) -> Response:
