@@ -252,6 +252,13 @@ def _errors(*statuses: int) -> dict:
     return out
 
 
+# Headers of an account's answer (streams/statement_web.py).
+_ACCOUNT_HEADERS = {
+    "X-Esep-Worker": {"schema": {"type": "string"}, "description": "the worker that answered (and audited) the call"},
+    "X-Esep-Account-Lag": {"schema": {"type": "integer", "minimum": 0},
+                           "description": "ledger records of the account's partition not yet applied when it was read"},
+}
+
 _IIN_PARAM = {"name": "iin", "in": "path", "required": True, "description": "IIN: 12 digits with a valid check digit",
               "schema": {"type": "string", "pattern": "^[0-9]{12}$"}}
 _PERIOD = {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}
@@ -278,6 +285,7 @@ def openapi_document() -> dict:
                 "parameters": [_IIN_PARAM],
                 "responses": {
                     "200": {"description": "the account's totals (CSV on Accept: text/csv: field,value rows)",
+                            "headers": _ACCOUNT_HEADERS,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccountTotals"}},
                                         **csv_text}},
                     **_errors(400, 401, 403, 404, 429, 503),
@@ -296,6 +304,7 @@ def openapi_document() -> dict:
                     "200": {"description": "contributions and penalties by period and payer with document "
                                            "numbers, reversals, refunds, social payments and overpayments "
                                            "(CSV on Accept: text/csv: one row per item)",
+                            "headers": _ACCOUNT_HEADERS,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Statement"}},
                                         **csv_text}},
                     **_errors(400, 401, 403, 404, 429, 503),
