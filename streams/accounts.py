@@ -304,9 +304,11 @@ class AccountsFeed:
     def highwater(self, topic: str, partition: int) -> int | None:
         from aiokafka import TopicPartition
 
-        if self.consumer is None:
+        tp = TopicPartition(topic, partition)
+        # Between faust's assignment and the feed's following it, the feed does not read `tp` yet.
+        if self.consumer is None or tp not in self.consumer.assignment():
             return None
-        return self.consumer.highwater(TopicPartition(topic, partition))
+        return self.consumer.highwater(tp)
 
     def lag(self, partition: int) -> int | None:
         """Ledger records of `partition` not yet applied (None while unknown)."""

@@ -220,7 +220,10 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
 
     @app.timer(interval=5.0)
     async def observe_accounts() -> None:
-        accounts.observe()
+        try:
+            accounts.observe()
+        except Exception:  # noqa: BLE001 - a gauge must never stop the worker
+            log.exception("observing the accounts failed")
 
     class ApiPage(View):
         """Every method reaches the API, so that a refused one is audited too (405)."""

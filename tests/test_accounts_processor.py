@@ -190,3 +190,26 @@ def test_local_accounts_answer_only_whole_accounts_of_owned_restored_partitions(
     processor.forget_partitions([iin_partition(IIN, PARTITIONS)])
     with pytest.raises(Unavailable, match="restored"):
         asyncio.run(local.get_account(IIN))
+
+
+def test_the_feed_tells_no_lag_for_a_partition_it_does_not_read_yet(make):
+    """Between faust's assignment and the feed following it, a gauge or an answer asks the feed
+    about a partition its consumer does not read: unknown, not a crash (aiokafka asserts)."""
+    from aiokafka import TopicPartition
+
+    from streams.accounts import AccountsFeed
+
+    processor, _ = make()
+    feed = AccountsFeed(processor, "127.0.0.1:1", owned=lambda: [0, 1])
+    feed.present = ["posted.contributions"]
+
+    class Consumer:
+        def assignment(self):
+            return {TopicPartition("posted.contributions", 0)}
+
+        def highwater(self, tp):
+            assert tp in self.assignment(), "Partition is not assigned"
+            return 5
+
+    feed.consumer = Consumer()
+    assert feed.lag(0) == 5 and feed.lag(1) is None
