@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from rules.accounts import Account
-from streams.access import TokenStore, add_token
+from streams.access import ApiSettings, TokenStore, add_token
+from streams.accounts_agent import forward_ssl
 from streams.accounts import iin_partition
 from streams.statement_api import StatementApi, Unavailable
 from streams.statement_web import ROUTED, StatementRouter
+from streams.tls import server_context
 from tests.account_samples import IIN, OTHER, contribution
 
 PARTITIONS = 4
@@ -51,7 +56,7 @@ class Cluster:
         self.owner = {}  # partition -> worker id; missing: no assignment known
         self.tokens_path = tokens_path
 
-    async def add(self, worker_id, owned, session):
+    async def add(self, worker_id, owned, session, tls=None):
         async def sink(key, record):
             self.trail.append(record)
 
@@ -62,7 +67,8 @@ class Cluster:
             return self.urls[self.owner[iin_partition(iin, PARTITIONS)]]
 
         router = StatementRouter(api, accounts, worker_id=worker_id, own_url=lambda: self.urls[worker_id],
-                                 owner_url=owner_url, session=lambda: session, timeout_s=2.0)
+                                 owner_url=owner_url, session=lambda: session, timeout_s=2.0,
+                                 ssl=None if tls is None else tls[1])
 
         async def handle(request):
             status, headers, body = await router.respond(request)
@@ -72,10 +78,10 @@ class Cluster:
         app.router.add_route("*", "/v1/{tail:.*}", handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=None if tls is None else tls[0])
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
-        self.urls[worker_id] = f"http://127.0.0.1:{port}"
+        self.urls[worker_id] = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
         self.runners.append(runner)
         for p in owned:
             self.owner[p] = worker_id
@@ -188,6 +194,33 @@ def test_other_accounts_and_endpoints_are_answered_here(tmp_path, token):
                                         headers={"Authorization": f"Bearer {token}"}) as r:
                     assert r.status == 405 and r.headers["Allow"] == "GET"
                 assert [t["status"] for t in cluster.trail] == [200, 200, 405]
+            finally:
+                await cluster.close()
+
+    run(scenario())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command line for a certificate")
+def test_routing_between_workers_under_tls(tmp_path, token):
+    """Workers sharing one certificate: each trusts it when it forwards (streams.accounts_agent.forward_ssl)."""
+    cert, key = tmp_path / "w.crt", tmp_path / "w.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    api_settings = ApiSettings.from_env({"ESEP_TLS_CERT": str(cert), "ESEP_TLS_KEY": str(key)})
+    tls = (server_context(cert, key), forward_ssl(api_settings))
+
+    async def scenario():
+        client = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as session:
+            cluster = Cluster(tmp_path / "tokens.json")
+            a_parts, b_parts = owned_by_a()
+            await cluster.add("a", a_parts, session, tls)
+            await cluster.add("b", b_parts, session, tls)
+            try:
+                async with session.get(f"{cluster.urls['b']}/v1/accounts/{IIN}", ssl=client,
+                                       headers={"Authorization": f"Bearer {token}"}) as r:
+                    assert r.status == 200 and r.headers["X-Esep-Worker"] == "a"
             finally:
                 await cluster.close()
 
