@@ -37,7 +37,8 @@ from tables.accounts import AccountStore, encode_position, position_key
 
 from .records import InputRecord, OutputRecord, Sink
 from .sending import send_all, write_changelog
-from .settings import ACCOUNT_SOURCES, Settings, _env
+from .settings import Settings, _env
+from .access import AccessError
 from .statement_api import Unavailable
 
 log = logging.getLogger("esep.accounts")
@@ -58,16 +59,12 @@ LABELS = {"contribution": "contributions", "refund_line": "refund_lines", "rever
 
 
 def source_topics(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The topic of each source accounts are built from, by source name. ESEP_ACCOUNT_SOURCES names
-    them (a ledger of another deployment: ESEP_TOPIC_<FIELD> or the contract's name); unset, every
-    ledger this engine has, i.e. whose topic `esep topics create` makes (a field of Topics), so that
-    the agent never subscribes to a topic that does not exist."""
+    """The topic of each source accounts are built from (ESEP_ACCOUNT_SOURCES), by source name: the
+    Topics field of the ledger's agent, else ESEP_TOPIC_<FIELD>, else the contract's name."""
     out = {}
-    for source in settings.account_sources or ACCOUNT_SOURCES:
+    for source in settings.account_sources:
         attr, default, _ = SOURCES[source]
         name = getattr(settings.topics, attr, None)
-        if name is None and not settings.account_sources:
-            continue
         out[source] = name or _env(f"ESEP_TOPIC_{attr.upper()}", default, environ)
     return out
 
@@ -377,6 +374,13 @@ class LocalAccounts:
     async def get_account(self, iin: str) -> Account | None:
         self.check(iin)
         return self.processor.store.get(iin)
+
+
+class NotKept:
+    """The account source of a deployment that keeps no accounts (ESEP_ACCOUNT_SOURCES=none)."""
+
+    async def get_account(self, iin: str) -> Account | None:
+        raise AccessError(501, "not_configured", "this deployment keeps no personal accounts")
 
 
 class Unreachable:

@@ -27,7 +27,8 @@ from tables.changelog import ChangelogReader
 
 from .access import ApiSettings, RateLimiter, TokenStore
 from .accounts import (
-    AccountsFeed, AccountsProcessor, LocalAccounts, account_inputs, iin_partition, rekey_refunds, source_topics,
+    AccountsFeed, AccountsProcessor, LocalAccounts, NotKept, account_inputs, iin_partition, rekey_refunds,
+    source_topics,
 )
 from .records import InputRecord
 from .settings import Settings
@@ -95,6 +96,8 @@ class AccountsRuntime:
                                 audit_sink(app, settings.topics.audit_access), worker=settings.worker_id,
                                 limiter=RateLimiter(api_settings.rate_per_s, api_settings.burst),
                                 audit_source=self.audit_reader)
+        if not self.inputs:
+            self.api.accounts = NotKept()  # ESEP_ACCOUNT_SOURCES=none: 501 for every account
         self.router = StatementRouter(
             self.api, self.local, worker_id=settings.worker_id, own_url=lambda: str(app.conf.canonical_url),
             owner_url=self.owner_url, session=lambda: app.http_client, timeout_s=api_settings.forward_timeout_s,
@@ -175,6 +178,9 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
 
     @app.task
     async def read_ledger() -> None:
+        if not accounts.inputs:
+            log.info("no personal accounts kept here (ESEP_ACCOUNT_SOURCES=none)")
+            return
         try:
             await accounts.check_topics(bootstrap)
             await accounts.feed.run()

@@ -83,11 +83,14 @@ ACCOUNT_SOURCES = ("contributions", "refunds", "reversals", "social_payments", "
 
 
 def _sources(name: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The sources named (default all); `none`: this deployment keeps no accounts."""
     raw = _env(name, ",".join(ACCOUNT_SOURCES), environ)
+    if raw.strip() == "none":
+        return ()
     chosen = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
     unknown = [s for s in chosen if s not in ACCOUNT_SOURCES]
     if unknown:
-        raise SettingsError(f"{name}: {', '.join(unknown)} unknown; choose from {', '.join(ACCOUNT_SOURCES)}")
+        raise SettingsError(f"{name}: {', '.join(unknown)} unknown; choose from {', '.join(ACCOUNT_SOURCES)} or none")
     return chosen
 
 
@@ -134,7 +137,7 @@ class Settings:
     topics: Topics = field(default_factory=Topics.from_env)
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
     web_url: str = ""  # "": http://127.0.0.1:<web_port> (https under TLS)
-    account_sources: tuple[str, ...] = ()
+    account_sources: tuple[str, ...] = ACCOUNT_SOURCES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from streams.access import add_token
 from streams.settings import Settings
 
+from .bench import _cpu_seconds_by_pid
 from .reading import TopicReader
 from .runner import broker_for, metric_value, percentile
 from .scope import RunScope
@@ -105,6 +107,16 @@ def _results(bootstrap: str, topic: str) -> list[tuple[str, int, int]]:
         return out
 
 
+def _broker_pid(settings: Settings) -> set[int]:
+    """The local broker's pid when the run uses one (its CPU is the run's, not another's)."""
+    if settings.broker:
+        return set()
+    from . import localkafka
+
+    info = localkafka.status(settings.kafka_dir)
+    return {info.pid} if info is not None else set()
+
+
 def _wait(predicate, timeout_s: float, what: str, workers) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -116,7 +128,7 @@ def _wait(predicate, timeout_s: float, what: str, workers) -> None:
 
 def run_load(settings: Settings, *, requests: int = 1000, connections: int = 1000, workers: int = 1,
              persons: int = 20_000, warmup_orders: int = 1000, lines: int = 20,
-             lines_per_s: float = BENCH_LINES_PER_S / 2, lead_s: float = 5.0, seed: int = 430,
+             lines_per_s: float = BENCH_LINES_PER_S / 2, lead_s: float = 5.0, seed: int = 430, accounts: bool = True,
              work_dir: Path | None = None, log=say) -> dict:
     """Run the measurement; returns the figures (also printed by `main`)."""
     run_id = f"load-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -128,7 +140,9 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
         scope = RunScope(bootstrap, run_id, work / "data", partitions=settings.partitions, log_dir=work,
                          env={"ESEP_PENDING": "off", "ESEP_TOKENS_FILE": str(tokens_file), "ESEP_LOG_LEVEL": "info",
                               "ESEP_API_RATE": str(max(requests, 1) * 10), "ESEP_API_BURST": str(requests * 2),
-                              "ESEP_SESSION_TIMEOUT_S": "10"})
+                              "ESEP_SESSION_TIMEOUT_S": "10",
+                              # Without accounts (a reference for the posting rate) every statement is a 501.
+                              **({} if accounts else {"ESEP_ACCOUNT_SOURCES": "none"})})
         try:
             scope.create_topics()
             t = scope.topics
@@ -152,7 +166,7 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
                 decided = sum(metric_value(x, "esep_notifications_total", 'outcome="decided"') for x in texts)
                 posted = sum(metric_value(x, "esep_lines_total", 'outcome="posted"') for x in texts)
                 applied = sum(metric_value(x, "esep_account_records_total", 'source="contributions"') for x in texts)
-                return decided >= warmup_orders and applied >= posted
+                return decided >= warmup_orders and (applied >= posted or not accounts)
 
             _wait(settled, 600, "the warm-up day posted and in the accounts", procs)
             iins = _posted_iins(bootstrap, t.posted_contributions)
@@ -164,6 +178,9 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
             log(f"warm-up done ({warmup_orders} orders, {len(iins):,} accounts); feeding {lines_per_s:,.0f} lines/s, "
                 f"{requests} statement requests after {lead_s:g} s over at most {connections} connections")
             sent_at: dict[str, float] = {}
+
+            own = scope.pids() | {os.getpid()} | _broker_pid(settings)
+            cpu_before = _cpu_seconds_by_pid()
 
             async def measure():
                 stop = asyncio.Event()
@@ -178,7 +195,12 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
                 fed = await feeder
                 return began, ended, answers, fed
 
+            window_started = time.monotonic()
             began, ended, answers, fed = asyncio.run(measure())
+            cpu_after = _cpu_seconds_by_pid()
+            cpu_span = time.monotonic() - window_started
+            others = sum(max(0.0, c - cpu_before.get(pid, 0.0)) for pid, c in cpu_after.items() if pid not in own)
+            worker_cores = sum(max(0.0, cpu_after.get(w.pid, 0.0) - cpu_before.get(w.pid, 0.0)) for w in procs)
             load_ids = set(sent_at)
             _wait(lambda: sum(metric_value(w.metrics_text(), "esep_notifications_total", 'outcome="decided"')
                               for w in procs) >= warmup_orders + len(load_ids), 300, "every fed order decided", procs)
@@ -189,6 +211,7 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
             statuses = Counter(s for s, _ in answers)
             seconds = [d for s, d in answers if s == 200]
             figures = {
+                "accounts": accounts,
                 "requests": requests,
                 "connections": min(connections, requests),
                 "workers": workers,
@@ -204,6 +227,10 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
                 "orders_fed": len(load_ids),
                 "posting_p50_ms": round(percentile(latencies_ms, 50), 1),
                 "posting_p99_ms": round(percentile(latencies_ms, 99), 1),
+                "worker_cores": round(worker_cores / cpu_span, 2),
+                # On a shared machine the figures move with what else runs: the run says how much did.
+                "other_processes_cores": round(others / cpu_span, 2),
+                "cpus": os.cpu_count(),
             }
             return figures
         finally:
@@ -218,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--persons", type=int, default=20_000)
     p.add_argument("--warmup-orders", type=int, default=1000)
     p.add_argument("--lines-per-s", type=float, default=BENCH_LINES_PER_S / 2)
+    p.add_argument("--no-accounts", action="store_true", help="workers keep no accounts: the posting rate's reference")
     p.add_argument("--json", default="bench-results/statement-load.json")
     args = p.parse_args(argv)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     settings = Settings.from_env()
     figures = run_load(settings, requests=args.requests, connections=args.connections, workers=args.workers,
-                       persons=args.persons, warmup_orders=args.warmup_orders, lines_per_s=args.lines_per_s)
+                       persons=args.persons, warmup_orders=args.warmup_orders, lines_per_s=args.lines_per_s,
+                       accounts=not args.no_accounts)
     print(json.dumps(figures, indent=2))
     if args.json:
         out = Path(args.json)
