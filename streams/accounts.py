@@ -7,11 +7,13 @@ same partition count, same subscribers), and that worker alone builds the accoun
 1. restore the changelog partitions not yet restored (the state follows its partition);
 2. read each record once (orjson); what cannot belong to an account is counted and logged with the
    IIN masked, never dead-lettered (the ledger topics are ours);
-3. load the touched accounts with one multi-get and apply the records (`Account.apply`: idempotent by
-   item id, so a redelivery after a crash changes nothing);
-4. write the changed accounts and the position reached in each ledger partition to the compacted
-   changelog (partition = the records' partition), await the broker, then put them into the local
-   store with the changelog's next offsets: a worker that takes the partition over resumes there.
+3. make each record the item its account keeps (`Account.apply` on a scratch account: the rules
+   validate and normalize), and resolve it against the stored item of that id with one multi-get:
+   new, the same (a redelivery after a crash: nothing to write), or a conflict;
+4. write the new items (one key each: an entry costs the same however long the account's history)
+   and the position reached in each ledger partition to the compacted changelog (partition = the
+   records' partition), await the broker, then put them into the local store with the changelog's
+   next offsets: a worker that takes the partition over resumes there.
 
 The ledger is read by `AccountsFeed`, a consumer without a group whose assignment follows the
 worker's faust assignment, not by a faust agent: one faust event costs ~0.2 ms before any work
@@ -31,9 +33,9 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from monitoring import metrics
-from rules.accounts import APPLIED, CONFLICT, Account, AccountRecordError, refund_lines_by_iin
+from rules.accounts import APPLIED, CONFLICT, DUPLICATE, SECTIONS, Account, AccountRecordError, refund_lines_by_iin
 from rules.iin import mask_iin
-from tables.accounts import AccountStore, encode_position, position_key
+from tables.accounts import AccountStore, encode, encode_position, item_key, position_key, resolve
 
 from .records import InputRecord, OutputRecord, Sink
 from .sending import send_all, write_changelog
@@ -148,37 +150,50 @@ class AccountsProcessor:
             item = self._read(rec, source, summary) if source is not None else None
             if item is not None:
                 parsed.append((rec, source, *item))
-        accounts: dict[str, Account] = {}
-        partition_of: dict[str, int] = {}
-        if parsed:  # 3.
-            iins = list(dict.fromkeys(iin for _, _, iin, _ in parsed))
-            for iin, account in self.store.get_many(iins).items():
-                accounts[iin] = account if account is not None else Account(iin)
-        changed: set[str] = set()
+        # 3. Each record as the item(s) the account keeps (the rules validate and normalize it on a
+        # scratch account), resolved against the stored items: new, the same (a redelivery), or the
+        # same id with other content (a conflict: the smaller is kept, as Account.merge does).
+        made: list[tuple[InputRecord, str, str, list[tuple[str, bytes]]]] = []
         for rec, source, iin, value in parsed:
-            label = LABELS[source]
+            scratch = Account(iin)
             try:
-                outcome = accounts[iin].apply(source, value)
+                scratch.apply(source, value)
             except AccountRecordError as exc:
-                summary.outcomes[(label, "rejected")] += 1
+                summary.outcomes[(LABELS[source], "rejected")] += 1
                 log.warning("%s[%d]@%d cannot be applied to the account of %s: %s", rec.topic, rec.partition,
                             rec.offset, mask_iin(iin), exc)
                 continue
-            summary.outcomes[(label, outcome)] += 1
+            person = scratch.person
+            values = [(item_key(iin, section, item_id), encode({"item": item, "person": person}))
+                      for section in SECTIONS for item_id, item in getattr(scratch, section).items()]
+            made.append((rec, source, iin, values))
+        held = self.store.get_many(list(dict.fromkeys(k for *_, values in made for k, _ in values)))
+        writes: dict[str, tuple[bytes, int]] = {}
+        changed: set[str] = set()
+        for rec, source, iin, values in made:
+            outcome = DUPLICATE
+            for key, value in values:
+                current = writes[key][0] if key in writes else held.get(key)
+                chosen = resolve(iin, key, current, value)
+                if current is None:
+                    outcome = APPLIED
+                elif current != value and orjson.loads(current)["item"] != orjson.loads(value)["item"]:
+                    outcome = CONFLICT
+                if chosen is not None:
+                    writes[key] = (chosen, rec.partition)
+                    changed.add(iin)
+            summary.outcomes[(LABELS[source], outcome)] += 1
             if outcome == CONFLICT:
                 log.warning("%s[%d]@%d: an item of the account of %s came again with other content "
                             "(an upstream fault); the smaller is kept", rec.topic, rec.partition, rec.offset,
                             mask_iin(iin))
-            if outcome in (APPLIED, CONFLICT):
-                changed.add(iin)
-                partition_of[iin] = rec.partition
         # 4. The changed accounts and the position reached in each ledger partition of the batch.
         positions: dict[tuple[str, int], int] = {}
         for rec in batch:
             k = (rec.topic, rec.partition)
             positions[k] = max(positions.get(k, 0), rec.offset + 1)
-        records = [OutputRecord(self.changelog_topic, iin.encode(), accounts[iin].to_json(), partition_of[iin])
-                   for iin in sorted(changed)]
+        records = [OutputRecord(self.changelog_topic, key.encode(), value, partition)
+                   for key, (value, partition) in writes.items()]
         records += [OutputRecord(self.changelog_topic, position_key(p, topic).encode(), encode_position(offset), p)
                     for (topic, p), offset in sorted(positions.items())]
         if records:
