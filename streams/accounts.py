@@ -258,6 +258,7 @@ class AccountsFeed:
 
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer
+        from aiokafka.errors import KafkaError
 
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                          auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -266,8 +267,16 @@ class AccountsFeed:
             next_look = 0.0
             while True:
                 if self.wake.is_set() or time.monotonic() >= next_look:
-                    await self._follow()
-                    next_look = time.monotonic() + self.rediscover_s
+                    try:
+                        await self._follow()
+                        next_look = time.monotonic() + self.rediscover_s
+                    except KafkaError as exc:
+                        # The broker away (a restart): the accounts wait; they are read on its return.
+                        log.warning("the accounts cannot follow the assignment now (%s); again in 1 s",
+                                    type(exc).__name__)
+                        self.wake.set()
+                        await asyncio.sleep(1.0)
+                        continue
                 if not self.consumer.assignment():
                     try:
                         await asyncio.wait_for(self.wake.wait(), timeout=max(0.1, next_look - time.monotonic()))
