@@ -14,6 +14,13 @@ from .settings import Settings
 log = logging.getLogger("esep.topics")
 
 
+# Largest record a topic takes. An order within the input bounds can be over Kafka's 1 MB default
+# (5,600 lines of long names: 1.01 MB), and what esep writes for it is larger still (its whole-order
+# refund 1.16 MB, its dead letter in base64 1.35 MB): outputs get room for four times the input's.
+INPUT_RECORD_MAX_BYTES = 2 * 1024 * 1024
+OUTPUT_RECORD_MAX_BYTES = 4 * INPUT_RECORD_MAX_BYTES
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -22,10 +29,12 @@ class TopicSpec:
     # The ledger is the record from which anything can be recounted (contract, Part 2): a broker's
     # default retention (7 days) would delete it.
     kept_forever: bool = False
+    max_record_bytes: int = OUTPUT_RECORD_MAX_BYTES
 
     @property
     def configs(self) -> dict[str, str]:
         configs = {"cleanup.policy": "compact"} if self.compacted else {}
+        configs["max.message.bytes"] = str(self.max_record_bytes)
         if self.kept_forever:
             configs["retention.ms"] = "-1"
         return configs
@@ -35,10 +44,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     n = settings.partitions
     return [
-        TopicSpec(t.credit_notifications, n),
+        TopicSpec(t.credit_notifications, n, max_record_bytes=INPUT_RECORD_MAX_BYTES),
         # The decisions changelog is co-partitioned with the notifications it records.
         TopicSpec(t.decisions, n, compacted=True),
-        TopicSpec(t.registry_persons, n, compacted=True),
+        TopicSpec(t.registry_persons, n, compacted=True, max_record_bytes=INPUT_RECORD_MAX_BYTES),
         TopicSpec(t.posted_contributions, n, kept_forever=True),
         TopicSpec(t.refunds, n, kept_forever=True),
         TopicSpec(t.order_results, n, kept_forever=True),
