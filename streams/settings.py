@@ -111,6 +111,8 @@ class Settings:
     pending: str
     hold_cutoff_min: float
     hold_check_s: float
+    store_cache_mb: int
+    store_write_buffer_mb: int
     topics: Topics = field(default_factory=Topics.from_env)
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
 
@@ -135,6 +137,9 @@ class Settings:
             pending=_choice("ESEP_PENDING", holds.DEFAULT_MODE, PENDING_MODES, e),
             hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", holds.DEFAULT_MARGIN_MIN, 0.0, e),
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
+            # One block cache and one memtable budget shared by all of a worker's stores (tables/budget.py).
+            store_cache_mb=_int("ESEP_STORE_CACHE_MB", 64, 1, e),
+            store_write_buffer_mb=_int("ESEP_STORE_WRITE_BUFFER_MB", 32, 4, e),
             topics=Topics.from_env(e),
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
         )

@@ -23,6 +23,7 @@ from rules.errors import classify
 from rules.posting import Person
 
 from .metadata import topic_partitions
+from .budget import StoreBudget
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
 log = logging.getLogger("esep.registry")
@@ -44,8 +45,8 @@ def decode_person(raw: bytes) -> Person:
 class RegistryStore:
     """Persons by IIN plus the replica's offsets, in one rocksdict."""
 
-    def __init__(self, path: Path):
-        self.db = open_store(path)
+    def __init__(self, path: Path, budget: StoreBudget | None = None):
+        self.db = open_store(path, budget)
 
     def get_many(self, iins: list[str]) -> dict[str, Person | None]:
         if not iins:
