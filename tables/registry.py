@@ -6,6 +6,7 @@ This is what faust's GlobalTable means to be, without its multi-worker bug (faus
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from .rocks import new_batch, open_store, put_offset, read_offsets
 
 log = logging.getLogger("esep.registry")
 PERSON_PREFIX = b"p/"
+LOAD_GC_THRESHOLD = 100_000
 
 
 
@@ -134,6 +136,7 @@ class RegistryReplica:
         self.topic = topic
         self.ready = asyncio.Event()
         self.stats = ReplicaStats()
+        self._gc_thresholds: tuple[int, ...] | None = None
 
     async def _partitions(self) -> list[int]:
         return await topic_partitions(self.bootstrap, self.topic)
@@ -165,6 +168,22 @@ class RegistryReplica:
             await consumer.stop()
 
     async def _follow(self, consumer, tps, targets: dict[int, int], started: float) -> None:
+        # Until ready, the cyclic GC runs once per 100,000 new objects instead of 700: the load makes
+        # no cycles worth collecting early, and the default passes cost about a tenth of its CPU
+        # (measured at 1M persons). Reference counting still frees everything at once.
+        self._gc_thresholds = gc.get_threshold()
+        gc.set_threshold(LOAD_GC_THRESHOLD, *self._gc_thresholds[1:])
+        try:
+            await self._apply_batches(consumer, tps, targets, started)
+        finally:
+            self._restore_gc()
+
+    def _restore_gc(self) -> None:
+        if self._gc_thresholds is not None:
+            gc.set_threshold(*self._gc_thresholds)
+            self._gc_thresholds = None
+
+    async def _apply_batches(self, consumer, tps, targets, started: float) -> None:
         positions = {tp.partition: await consumer.position(tp) for tp in tps}
         self._check_ready(positions, targets, started)
         while True:
@@ -216,6 +235,7 @@ class RegistryReplica:
                 "registry replica ready: %d records in %.1f s (%d rejected)",
                 self.stats.records, self.stats.caught_up_s, self.stats.rejected,
             )
+            self._restore_gc()
             if self.on_caught_up is not None:
                 self.on_caught_up()
             self.ready.set()

@@ -121,3 +121,18 @@ def test_dates_are_stored_as_before():
     p = RegistryPerson.model_validate_json(person(IINS[0]))
     assert encode_person(p) == '["Ахметов","Ерлан",null,"1987-03-14",null]'.encode()
     assert decode_person(encode_person(p)).birth_date == "1987-03-14"
+
+
+def test_the_gc_runs_less_often_only_until_ready(tmp_path):
+    import gc
+
+    from tables.registry import LOAD_GC_THRESHOLD
+
+    tp = TopicPartition(TOPIC, 0)
+    before = gc.get_threshold()
+    seen = []
+    batches = [{tp: [Rec(IINS[i].encode(), person(IINS[i]), i)]} for i in range(3)]
+    replica, store = run_replica(tmp_path, batches, {0: 2}, on_change=lambda iins: seen.append(gc.get_threshold()[0]))
+    store.close()
+    assert seen == [LOAD_GC_THRESHOLD, LOAD_GC_THRESHOLD, before[0]]  # two batches before ready, one after
+    assert gc.get_threshold() == before

@@ -82,7 +82,8 @@ def person(i: int) -> tuple[bytes, bytes] | None:
     if h % 10 < 3:
         rec["document"] = {"kind": "id_card", "series": None, "number": f"0{h % 10**8:08d}",
                            "issued_on": "2015-06-01", "issuer": "МВД РК"}
-        rec["address"] = {"text": f"г. Алматы, ул. Абая, {h % 250 + 1}, кв. {h % 180 + 1}", "postal_index": "050000"}
+        rec["address"] = {"text": f"г. Алматы, ул. Абая, {h % 250 + 1}, кв. {h % 180 + 1}",
+                          "postal_index": "050000"}
     return iin.encode(), orjson.dumps(rec)
 
 
@@ -275,6 +276,7 @@ class Row:
     cpu_ratio: float
     rss_ready_mib: float
     rss_peak_mib: float
+    store_mem_mib: float
     disk_ready_mib: float
     disk_closed_mib: float
     restart_after_kill_s: float
@@ -307,7 +309,8 @@ def measure(bootstrap: str, topic: str, persons: int, workdir: Path, cache_mb: i
         persons=persons, topic_mib=r["bytes"] / MiB, raw_s=r["seconds"], raw_cpu_s=r["cpu_s"],
         raw_rate=r["records"] / r["seconds"], ready_s=a["seconds"], ready_cpu_s=a["cpu_s"],
         load_rate=a["records"] / a["seconds"], ratio=r["seconds"] / a["seconds"], cpu_ratio=r["cpu_s"] / a["cpu_s"],
-        rss_ready_mib=a["rss_kib"] / 1024, rss_peak_mib=a["peak_kib"] / 1024, disk_ready_mib=disk_ready / MiB,
+        rss_ready_mib=a["rss_kib"] / 1024, rss_peak_mib=a["peak_kib"] / 1024,
+        store_mem_mib=sum(a["store_usage"].values()) / MiB, disk_ready_mib=disk_ready / MiB,
         disk_closed_mib=disk_bytes(store) / MiB, restart_after_kill_s=b["seconds"], restart_records=b["records"],
         load_average=os.getloadavg()[0],
     )
@@ -317,12 +320,13 @@ def table(rows: list[Row], cache_mb: int, write_buffer_mb: int) -> str:
     out = [f"store budget: cache {cache_mb} MiB, write buffers {write_buffer_mb} MiB; wall times depend on the "
            f"machine's other load (1-minute load average in the last column), CPU seconds much less",
            "| persons | topic MiB | raw read: wall s / CPU s | replica ready: wall s / CPU s | replica/raw rate: "
-           "wall / CPU | RSS ready / peak MiB | disk at ready / closed MiB | ready after SIGKILL s | load |",
+           "wall / CPU | RSS ready / peak MiB (stores' cache + memtables) | disk at ready / closed MiB "
+           "| ready after SIGKILL s | load |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r.persons:,} | {r.topic_mib:.0f} | {r.raw_s:.1f} / {r.raw_cpu_s:.1f} | {r.ready_s:.1f} / "
                    f"{r.ready_cpu_s:.1f} | {r.ratio:.2f} / {r.cpu_ratio:.2f} | {r.rss_ready_mib:.0f} / "
-                   f"{r.rss_peak_mib:.0f} | {r.disk_ready_mib:.0f} / {r.disk_closed_mib:.0f} "
+                   f"{r.rss_peak_mib:.0f} ({r.store_mem_mib:.0f}) | {r.disk_ready_mib:.0f} / {r.disk_closed_mib:.0f} "
                    f"| {r.restart_after_kill_s:.1f} | {r.load_average:.1f} |")
     big = rows[-1]
     per_m = big.persons / 1e6
