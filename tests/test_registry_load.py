@@ -136,3 +136,16 @@ def test_the_gc_runs_less_often_only_until_ready(tmp_path):
     store.close()
     assert seen == [LOAD_GC_THRESHOLD, LOAD_GC_THRESHOLD, before[0]]  # two batches before ready, one after
     assert gc.get_threshold() == before
+
+
+def test_the_scale_probe_generates_valid_distinct_persons():
+    from rules.iin import is_valid_iin
+    from tables.registry import judge_record
+    from tools.scale_probe import BIRTH_DAYS, person
+
+    # Spans a wrap of the birth-day cycle, where the sex and then the serial change.
+    made = [r for r in (person(i) for i in range(2 * BIRTH_DAYS - 500, 2 * BIRTH_DAYS + 1500)) if r is not None]
+    assert len({k for k, _ in made}) == len(made) > 1900
+    for key, value in made:
+        iin, encoded, error = judge_record(key, value)
+        assert error is None and is_valid_iin(iin) and iin.encode() == key
