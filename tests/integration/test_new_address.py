@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tools.runner import free_port
 from tools.synthetic import Scenario, make_orders, make_registry
 
 from .harness import Outputs, Stack
@@ -36,24 +35,23 @@ def test_a_worker_restarted_on_a_new_port_keeps_its_assignment_and_posts(broker,
 
         # SIGTERM: a static member does not leave its group, so the group keeps its assignment.
         worker.stop()
-        log_before = worker.log_path.read_text(errors="replace")
-        old_port, worker.port = worker.port, free_port()
-        worker.env["ESEP_WEB_PORT"] = str(worker.port)
-        assert worker.port != old_port
-        worker.start()
-        worker.wait_ready()
+        # The same worker (same ESEP_WORKER_ID, same data dir) at a new address: a new free port.
+        moved = stack.worker("w1", log_path=tmp_path / "w1-moved.log")
+        assert moved.port != worker.port
+        moved.start()
+        moved.wait_ready()
         stack.send(stack.topics.credit_notifications, second.key, second.value)
         stack.flush()
         # A functional bound, not a speed target: far beyond a rejoin, and the log checks below
         # tell the failure apart whatever the timing.
         outputs.wait_for(lambda o: second.expect["notification_id"] in o.result_ids(), timeout=120,
-                         what="the result decided after the restart", workers=[worker])
+                         what="the result decided after the restart", workers=[moved])
 
-        after = worker.log_path.read_text(errors="replace")[len(log_before):]
-        assert "AssertionError" not in after, worker.log_tail(80)
-        assert "Unexpected error in coordinator routine" not in after, worker.log_tail(80)
+        after = moved.log_path.read_text(errors="replace")
+        assert "AssertionError" not in after, moved.log_tail(80)
+        assert "Unexpected error in coordinator routine" not in after, moved.log_tail(80)
         # The restart took the path under test: the cached assignment of the old address, kept.
-        assert f"previous address http://127.0.0.1:{old_port}" in after, worker.log_tail(80)
+        assert f"previous address http://127.0.0.1:{worker.port}" in after, moved.log_tail(80)
     finally:
         outputs.close()
         stack.close()
