@@ -17,6 +17,7 @@ from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
+from tables.budget import StoreBudget, use_budget
 from tables.changelog import ChangelogReader
 from tables.decisions import DecisionStore
 from tables.history import HistoryStore
@@ -25,6 +26,7 @@ from tables.registry import RegistryReplica, RegistryStore
 from rules.calendar import default_calendar
 from rules.holds import HoldPolicy
 
+from .assignor import StaticMemberAssignor
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
 from .records import InputRecord, OutputRecord
@@ -69,11 +71,14 @@ class Runtime:
         self.changed_iins: set[str] = set()
         self.registry_changed = asyncio.Event()
         sink = FaustSink(app)
+        # One cache and one write-buffer budget for every store of this worker (tables/budget.py).
+        use_budget(StoreBudget(s.store_cache_mb, s.store_write_buffer_mb))
         registry = RegistryStore(s.worker_dir / "registry")
         decisions = DecisionStore(s.worker_dir / "decisions")
         self.observer = Observer(calendar)
         self.replica = RegistryReplica(registry, bootstrap, s.topics.registry_persons,
-                                       on_change=self.on_registry_change)
+                                       on_change=self.on_registry_change,
+                                       on_caught_up=self.on_registry_caught_up)
         self.changelog = ChangelogReader(decisions, bootstrap, s.topics.decisions)
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink, calendar,
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
@@ -119,6 +124,13 @@ class Runtime:
     def on_registry_change(self, iins) -> None:
         self.changed_iins.update(iins)
         self.registry_changed.set()
+
+    def on_registry_caught_up(self) -> None:
+        # The persons loaded before ready (the whole registry at a first start) are not reported
+        # one by one, which would keep every IIN in `changed_iins` until the holds start: the
+        # restore that follows (2. in `run`, and on every later assignment) re-checks every held
+        # order of its partitions against the caught-up replica anyway.
+        pass
 
     async def run_holds(self) -> None:
         """Re-check held lines when a person changes in the registry, and at every tick for the
@@ -193,6 +205,9 @@ def build_app(settings: Settings, bootstrap: str,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=settings.worker_id,
+        # Static membership hands a restarted worker its previous assignment, made for its previous
+        # web address: faust's own assignor refuses it when the port changed (streams/assignor.py).
+        PartitionAssignor=StaticMemberAssignor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 5),
         broker_commit_interval=settings.commit_interval_s,
