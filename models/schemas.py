@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .audit import AuditAccess
+from .fund import DecisionResult, Overpayment, PaymentDecision, PaymentTransfer, PostedSocialPayment, RecipientAccount
 from .notifications import CreditNotification
 from .outputs import DeadLetter, DeceasedContribution, OrderResult, PersonChange, PostedContribution, Refund
 from .registry import RegistryPerson
+from .reversals import RefundDecision, ReversalEntry, ReversalRefund
+from .report import MonthlyReport, ReportPartial
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -20,6 +24,18 @@ TOPIC_MODELS = {
     "errors.dead-letters": DeadLetter,
     "alerts.deceased-contributions": DeceasedContribution,
     "registry.changes": PersonChange,
+    "fund.refund-decisions": RefundDecision,
+    "posted.reversals": ReversalEntry,
+    "refunds.reversals": ReversalRefund,
+    "audit.access": AuditAccess,
+    "reports.monthly": MonthlyReport,
+    "reports.partials": ReportPartial,
+    "fund.payment-decisions": PaymentDecision,
+    "fund.payment-transfers": PaymentTransfer,
+    "fund.decision-results": DecisionResult,
+    "recipients.accounts": RecipientAccount,
+    "posted.social-payments": PostedSocialPayment,
+    "fund.overpayments": Overpayment,
 }
 
 

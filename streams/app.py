@@ -33,6 +33,7 @@ from .processor import PostingProcessor, utc_now
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
+from .topics import OUTPUT_RECORD_MAX_BYTES
 
 if TYPE_CHECKING:
     from rules.calendar import BusinessCalendar
@@ -199,6 +200,7 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
         producer_acks=-1,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
+        producer_max_request_size=OUTPUT_RECORD_MAX_BYTES + 64 * 1024,
         stream_wait_empty=True,
         stream_ack_exceptions=False,
         stream_ack_cancelled_tasks=False,

@@ -60,6 +60,28 @@ def _schemas(args, settings: Settings) -> int:
     return 0
 
 
+def _token(args, settings: Settings) -> int:
+    from .access import ROLES, ApiSettings, add_token, list_tokens
+
+    path = ApiSettings.from_env().tokens_file
+    if path is None:
+        raise CommandError("set ESEP_TOKENS_FILE to the token file the workers read")
+    if args.action == "list":
+        for name, role, created in list_tokens(path):
+            print(f"{name:<24} {role:<10} {created}")
+        return 0
+    if args.role not in ROLES:
+        raise CommandError(f"--role must be one of {', '.join(ROLES)}")
+    try:
+        token = add_token(path, args.name, args.role)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    # The only time the token is shown: the file keeps its hash.
+    print(token)
+    print(f"esep: token {args.name!r} ({args.role}) added to {path}; it is shown only now", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="esep", description="Real-time posting of social contributions (Order No. 430).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -74,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
     history.set_defaults(func=_person)
     sub.add_parser("config", help="print the configuration in force").set_defaults(func=_config)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from the models").set_defaults(func=_schemas)
+    token = sub.add_parser("token", help="statement API tokens (in ESEP_TOKENS_FILE, stored hashed)")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    token_add = token_sub.add_parser("add", help="create a token and print it once")
+    token_add.add_argument("name")
+    token_add.add_argument("--role", required=True, choices=["operator", "auditor", "fund"])
+    token_add.set_defaults(func=_token)
+    token_sub.add_parser("list", help="names and roles (never the tokens)").set_defaults(func=_token)
     add_tool_commands(sub)
     return p
 

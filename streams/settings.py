@@ -64,6 +64,16 @@ def _choice(name: str, default: str, choices: tuple[str, ...], environ: Mapping[
     return value
 
 
+def _existing_file(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    raw = _env(name, "", environ)
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name}={raw!r} is not a file")
+    return path
+
+
 @dataclass(frozen=True)
 class Topics:
     credit_notifications: str
@@ -102,6 +112,7 @@ class Settings:
     hold_cutoff_min: float
     hold_check_s: float
     topics: Topics = field(default_factory=Topics.from_env)
+    calendar_file: Path | None = None  # None: the calendar shipped in rules/data
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -125,6 +136,7 @@ class Settings:
             hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", holds.DEFAULT_MARGIN_MIN, 0.0, e),
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
             topics=Topics.from_env(e),
+            calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
         )
 
     @property

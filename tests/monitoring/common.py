@@ -23,7 +23,7 @@ PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "esep.yml"
 
 ALERTS = {
     "EsepWorkerDown", "EsepConsumerLagGrowing", "EsepPendingNearDeadline", "EsepDeadlineBreach",
-    "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady",
+    "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady", "EsepCalendarRunningOut",
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.
 ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind",
