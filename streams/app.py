@@ -1,8 +1,10 @@
-"""The faust app and its agents: thin adapters around `PostingProcessor` and the registry replica.
+"""The faust app: the worker's parts built in one place (`Runtime`), started in a stated order, and
+the posting agent, a thin adapter that hands batches to `PostingProcessor` (streams/processor.py).
 
 One faust event is one payment order (~20 lines), and `noack_take` hands the agent batches of
 them: faust's per-event cost (~0.8 ms here) is paid per order, and sends are awaited once per batch.
-Offsets are acknowledged by hand, after the batch's outputs were acknowledged by the broker."""
+Offsets are acknowledged by hand, after the batch's outputs were acknowledged by the broker. A part
+that dies stops the worker (streams/lifecycle.py): it is never half-alive."""
 from __future__ import annotations
 
 import asyncio
@@ -17,16 +19,17 @@ from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
+from rules.calendar import default_calendar
+from rules.holds import HoldPolicy
 from tables.budget import StoreBudget, use_budget
 from tables.changelog import ChangelogReader
 from tables.decisions import DecisionStore
 from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
-from rules.calendar import default_calendar
-from rules.holds import HoldPolicy
-
+from . import faults
 from .assignor import StaticMemberAssignor
+from .lifecycle import Lifecycle
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
 from .records import InputRecord, OutputRecord
@@ -60,9 +63,11 @@ class FaustSink:
 class Runtime:
     """Every part of the worker, built here in one place; `run` starts them in a stated order."""
 
-    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, calendar: BusinessCalendar):
+    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, calendar: BusinessCalendar,
+                 lifecycle: Lifecycle):
         s = settings
         self.app = app
+        self.lifecycle = lifecycle
         self.settings = settings
         self.bootstrap = bootstrap
         self.calendar = calendar
@@ -142,13 +147,9 @@ class Runtime:
                 pass
             self.registry_changed.clear()
             changed, self.changed_iins = self.changed_iins, set()
-            try:
-                await self.processor.recheck(changed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("re-checking held lines failed; retrying at the next tick")
-                self.changed_iins.update(changed)
+            # An order a re-check fails on is dead-lettered there; what is raised here is broken
+            # beyond an order, and stops the worker (its restore re-checks every held order).
+            await self.processor.recheck(changed)
 
     def observe_lag(self) -> None:
         topic = self.settings.topics.credit_notifications
@@ -187,8 +188,8 @@ class Runtime:
         return [tp.partition for tp in assignment if tp.topic == topic]
 
 
-def build_app(settings: Settings, bootstrap: str,
-              calendar: BusinessCalendar | None = None) -> tuple[faust.App, Runtime]:
+def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | None = None,
+              lifecycle: Lifecycle | None = None) -> tuple[faust.App, Runtime]:
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -220,7 +221,9 @@ def build_app(settings: Settings, bootstrap: str,
         stream_ack_cancelled_tasks=False,
         stream_recovery_delay=0.0,
     )
-    runtime = Runtime(app, settings, bootstrap, calendar or default_calendar())
+    lifecycle = lifecycle or Lifecycle()
+    runtime = Runtime(app, settings, bootstrap, calendar or default_calendar(), lifecycle)
+    fault = faults.configured()
     metrics.worker_info.info({"version": package_version(), "worker_id": settings.worker_id, "app_id": settings.app_id})
     credit_topic = app.topic(
         settings.topics.credit_notifications, key_type=bytes, value_type=bytes,
@@ -234,28 +237,36 @@ def build_app(settings: Settings, bootstrap: str,
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # Without its registry, decisions or publisher the worker cannot post: stop loudly.
-            log.critical("the worker cannot go on: %s", exc, exc_info=True)
-            await app.crash(exc)
+            # Without its registry, decisions or publisher the worker cannot post: it stops.
+            lifecycle.fail(f"{type(exc).__name__}: {exc}", exc)
 
     @app.agent(credit_topic, name="post-orders")
     async def post_orders(stream):
         await runtime.ready.wait()
         within = timedelta(seconds=settings.batch_within_s)
-        async for events in stream.noack_take(settings.batch_size, within=within):
-            batch = [
-                InputRecord(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value,
-                    e.message.timestamp and int(e.message.timestamp * 1000),
-                )
-                for e in events
-            ]
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=within):
+                if fault is not None:
+                    await faults.on_batch(fault)
+                batch = [
+                    InputRecord(
+                        e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value,
+                        e.message.timestamp and int(e.message.timestamp * 1000),
+                    )
+                    for e in events
+                ]
 
-            async def acknowledge(_: Sequence[InputRecord], events=events) -> None:
-                for e in events:
-                    await stream.ack(e)
+                async def acknowledge(_: Sequence[InputRecord], events=events) -> None:
+                    for e in events:
+                        await stream.ack(e)
 
-            await runtime.processor.process(batch, acknowledge)
+                await runtime.processor.process(batch, acknowledge)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One record costs only itself (the steps dead-letter it): what reaches here is broken
+            # beyond a record, and a worker that cannot post must not look alive.
+            lifecycle.fail(f"the posting agent died: {type(exc).__name__}: {exc}", exc)
 
     @app.page("/metrics")
     async def metrics_page(web, request):
@@ -267,10 +278,9 @@ def build_app(settings: Settings, bootstrap: str,
 
     @app.page("/ready")
     async def ready(web, request):
-        # Ready once the registry replica reached its high watermark: posting waits for it too.
-        if runtime.ready.is_set():
-            return web.json({"ready": True})
-        return web.json({"ready": False}, status=503)
+        # Ready once the registry replica caught up and decisions are restored, until it fails or stops.
+        ok, reason = lifecycle.readiness(runtime.ready.is_set())
+        return web.json({"ready": ok, "reason": reason}, status=200 if ok else 503)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs) -> None:
@@ -283,7 +293,12 @@ def build_app(settings: Settings, bootstrap: str,
 
     @app.timer(interval=5.0)
     async def observe_lag() -> None:
-        runtime.observe_lag()
+        if app.crashed and lifecycle.failure is None:  # a part of faust itself died
+            lifecycle.fail(f"faust: {app.crash_reason!r}", app.crash_reason)
+        try:
+            runtime.observe_lag()
+        except Exception:  # noqa: BLE001 - observation must never stop posting
+            log.exception("observing lag failed")
 
     @app.timer(interval=30.0)
     async def summary_log() -> None:

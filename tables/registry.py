@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from models.registry import RegistryPerson
 from monitoring import metrics
-from rules.codes import SCHEMA
-from rules.errors import classify
+from rules.codes import SCHEMA, UNPROCESSABLE
+from rules.errors import classify, unprocessable
 from rules.posting import Person
 
 from .metadata import topic_partitions
@@ -191,40 +191,65 @@ class RegistryReplica:
             if not batches:
                 self._check_ready(positions, targets, started)
                 continue
-            puts: dict[str, bytes | None] = {}
-            next_offsets: dict[int, int] = {}
-            accepted = rejected = deletions = 0
-            for tp, records in batches.items():
-                for rec in records:
-                    iin, value, error = judge_record(rec.key, rec.value)
-                    if error is not None:
-                        # Skipped here; dead-lettered once by the change publisher (one consumer
-                        # group), not once per worker replica.
-                        rejected += 1
-                        continue
-                    puts[iin] = value
-                    accepted += 1
-                    if value is None:
-                        deletions += 1
-                next_offsets[tp.partition] = records[-1].offset + 1
-            self._count(accepted, deletions, rejected)
-            self.store.apply(puts, next_offsets)
-            if puts and self.on_change is not None and (self.ready.is_set() or self.on_caught_up is None):
-                self.on_change(set(puts))
+            next_offsets = self.apply_batch(batches)
             positions.update(next_offsets)
             self._check_ready(positions, targets, started)
 
-    def _count(self, accepted: int, deletions: int, rejected: int) -> None:
+    def apply_batch(self, batches) -> dict[int, int]:
+        """Store one fetch ({partition: records}) with the partitions' next offsets; returns them.
+        A record the replica cannot read or store is skipped and counted (the change publisher,
+        one consumer group, dead-letters it once, not once per worker replica); the rest go on."""
+        puts: dict[str, bytes | None] = {}
+        next_offsets: dict[int, int] = {}
+        accepted = deletions = 0
+        for tp, records in batches.items():
+            for rec in records:
+                try:
+                    iin, value, rejection = judge_record(rec.key, rec.value)
+                except Exception as exc:  # noqa: BLE001 - one record must not stop the replica
+                    iin, value, rejection = None, None, unprocessable("reading it into the registry replica", exc)
+                if rejection is not None:
+                    self._reject(tp.partition, rec.offset, rejection[0])
+                    continue
+                puts[iin] = value
+                accepted += 1
+                if value is None:
+                    deletions += 1
+            next_offsets[tp.partition] = records[-1].offset + 1
+        self._count(accepted, deletions)
+        self._store(puts, next_offsets)
+        if puts and self.on_change is not None and (self.ready.is_set() or self.on_caught_up is None):
+            self.on_change(set(puts))
+        return next_offsets
+
+    def _count(self, accepted: int, deletions: int) -> None:
         # Once a batch, not once a record: a metric's label look-up costs about a microsecond.
         self.stats.records += accepted
         self.stats.deletions += deletions
-        self.stats.rejected += rejected
         if accepted - deletions:
             metrics.registry_records.labels("upsert").inc(accepted - deletions)
         if deletions:
             metrics.registry_records.labels("delete").inc(deletions)
-        if rejected:
-            metrics.registry_records.labels("rejected").inc(rejected)
+
+    def _store(self, puts: dict[str, bytes | None], next_offsets: dict[int, int]) -> None:
+        try:
+            self.store.apply(puts, next_offsets)
+            return
+        except Exception:  # noqa: BLE001 - find the persons the store refuses; keep the others
+            log.exception("registry replica: storing %d persons failed; storing them one by one", len(puts))
+        for iin, value in list(puts.items()):
+            try:
+                self.store.apply({iin: value}, {})
+            except Exception as exc:  # noqa: BLE001
+                del puts[iin]
+                self._reject(None, None, unprocessable("storing it in the registry replica", exc)[0])
+        self.store.apply({}, next_offsets)
+
+    def _reject(self, partition: int | None, offset: int | None, kind: str) -> None:
+        self.stats.rejected += 1
+        metrics.registry_records.labels("rejected").inc()
+        if kind == UNPROCESSABLE:  # not a bad record but one this version cannot handle: say where
+            log.error("registry replica: the record at %s@%s cannot be stored: skipped", partition, offset)
 
     def _check_ready(self, positions: dict[int, int], targets: dict[int, int], started: float) -> None:
         self.stats.lag = {p: max(0, targets[p] - positions.get(p, 0)) for p in targets}
