@@ -67,3 +67,29 @@ partitions_owned = Gauge("esep_partitions_owned", "Input partitions assigned to 
 output_retries = Counter("esep_output_retries_total", "Sends that failed and were retried, by stage", ["stage"],
                          registry=REGISTRY)
 worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)
+
+# Refunds of posted contributions (issue 11): the reversals agent over fund.refund-decisions.
+refund_decisions = Counter(
+    "esep_refund_decisions_total",
+    "Refund decision records by outcome: decided (on arrival), released (decided later: its entries "
+    "arrived or its cut-off passed), waiting (names an entry not yet posted), redelivered (re-emitted "
+    "from its record), duplicate (repeat of a known refund_decision_id, ignored), rerouted (re-keyed "
+    "by IIN), dead_letter",
+    ["outcome"], registry=REGISTRY,
+)
+refund_results = Counter("esep_refund_results_total", "Refund decisions decided, by status (applied, rejected)",
+                         ["status"], registry=REGISTRY)
+reversal_entries = Counter(
+    "esep_reversal_entries_total",
+    "Entries named by decided refund decisions, by outcome (reversed, rejected) and rejection reason",
+    ["outcome", "reason"], registry=REGISTRY,
+)
+amount_reversed = Counter("esep_amount_reversed_tenge_total", "Tenge reversed (refunded to payers), by KNP",
+                          ["knp"], registry=REGISTRY)
+refund_decisions_waiting = Gauge(
+    "esep_refund_decisions_waiting", "Refund decisions waiting for an entry not yet posted", registry=REGISTRY,
+)
+refund_oldest_wait = Gauge(
+    "esep_refund_decisions_oldest_wait_seconds",
+    "Age of the oldest waiting refund decision since its received_at (0 when none)", registry=REGISTRY,
+)
