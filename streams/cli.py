@@ -46,6 +46,24 @@ def _person(args, settings: Settings) -> int:
     return 0 if versions else 1
 
 
+def _person_entries(args, settings: Settings) -> int:
+    import asyncio
+
+    from rules.iin import is_valid_iin
+    from rules.reversals import PostedIndex
+
+    from .person_entries import format_entries, read_latest
+
+    if not is_valid_iin(args.iin):
+        print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
+        return 2
+    raw = asyncio.run(read_latest(settings.resolve_broker(), settings.topics.reversals_state, args.iin))
+    index = PostedIndex.from_json(raw) if raw else None
+    for line in format_entries(args.iin, index):
+        print(line)
+    return 0 if index is not None else 1
+
+
 def _config(args, settings: Settings) -> int:
     for name, value in settings.describe():
         print(f"{name:<28} {value}")
@@ -94,6 +112,10 @@ def parser() -> argparse.ArgumentParser:
     history = person_sub.add_parser("history", help="print every recorded version of a person")
     history.add_argument("iin")
     history.set_defaults(func=_person)
+    person_entries = person_sub.add_parser(
+        "entries", help="print the posted entries, each with the reversal that undid it, and the refund decisions")
+    person_entries.add_argument("iin")
+    person_entries.set_defaults(func=_person_entries)
     sub.add_parser("config", help="print the configuration in force").set_defaults(func=_config)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from the models").set_defaults(func=_schemas)
     token = sub.add_parser("token", help="statement API tokens (in ESEP_TOKENS_FILE, stored hashed)")

@@ -20,6 +20,12 @@ DEFAULT_TOPICS = {
     "registry_changes": "registry.changes",
     "decisions": "esep.decisions",
     "registry_history": "esep.registry-history",
+    # Refunds of posted contributions (contract Part 2; the reversals agent).
+    "refund_decisions": "fund.refund-decisions",
+    "posted_reversals": "posted.reversals",
+    "refunds_reversals": "refunds.reversals",
+    "decision_results": "fund.decision-results",
+    "reversals_state": "esep.reversals-state",
 }
 PENDING_MODES = ("business-day", "off")
 
@@ -74,6 +80,11 @@ class Topics:
     registry_changes: str
     decisions: str
     registry_history: str
+    refund_decisions: str
+    posted_reversals: str
+    refunds_reversals: str
+    decision_results: str
+    reversals_state: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":

@@ -19,6 +19,16 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    retention_ms: int | None = None  # -1: kept forever (contract Part 2's ledger topics)
+
+    def configs(self) -> dict[str, str]:
+        out = {"cleanup.policy": "compact"} if self.compacted else {}
+        if self.retention_ms is not None:
+            out["retention.ms"] = str(self.retention_ms)
+        return out
+
+
+FOREVER = -1
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -37,7 +47,29 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.registry_changes, n),
         # Person histories follow the registry's partitioning (same key, same partition count).
         TopicSpec(t.registry_history, n, compacted=True),
+        # Refunds of posted contributions: the decisions come keyed by IIN like posted.contributions,
+        # and the agent's state changelog is written with the input's partition: one group of N.
+        TopicSpec(t.refund_decisions, n),
+        TopicSpec(t.reversals_state, n, compacted=True),
+        TopicSpec(t.posted_reversals, n, retention_ms=FOREVER),
+        TopicSpec(t.refunds_reversals, n, retention_ms=FOREVER),
+        TopicSpec(t.decision_results, n, retention_ms=FOREVER),
     ]
+
+
+def reversal_group(settings: Settings) -> list[str]:
+    """The reversals agent's inputs and its state changelog: partition p of each holds the same IINs."""
+    t = settings.topics
+    return [t.posted_contributions, t.refund_decisions, t.reversals_state]
+
+
+def check_copartitioned(admin: KafkaAdminClient, group: list[str]) -> None:
+    counts = partition_counts(admin, group)
+    if len(set(counts.values())) != 1:
+        raise RuntimeError(
+            f"{', '.join(group)} must have the same number of partitions, found {counts}: "
+            f"recreate the others with {counts[group[0]]} partitions"
+        )
 
 
 def admin_client(bootstrap: str) -> KafkaAdminClient:
@@ -64,7 +96,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
                     s.name,
                     s.partitions,
                     settings.replication,
-                    topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                    topic_configs=s.configs(),
                 )
                 for s in missing
             ]
@@ -79,6 +111,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
                 f"{pair[0]} and {pair[1]} must have the same number of partitions, found {counts}: "
                 f"recreate {pair[1]} with {counts[pair[0]]} partitions"
             )
+        check_copartitioned(admin, reversal_group(settings))
         return [s.name for s in missing]
     finally:
         admin.close()
