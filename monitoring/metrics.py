@@ -67,3 +67,10 @@ partitions_owned = Gauge("esep_partitions_owned", "Input partitions assigned to 
 output_retries = Counter("esep_output_retries_total", "Sends that failed and were retried, by stage", ["stage"],
                          registry=REGISTRY)
 worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)
+ledger_records = Counter(
+    "esep_ledger_records_total",
+    "Records of the keyed ledgers (recipients, reversals) by input and outcome: decided, held, redelivered "
+    "(re-emitted from its record), redelivered_acked (outputs already acknowledged), duplicate (repeat of a "
+    "known id), rerouted (re-keyed to its IIN), dead_letter",
+    ["input", "outcome"], registry=REGISTRY,
+)
