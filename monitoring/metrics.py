@@ -67,16 +67,16 @@ partitions_owned = Gauge("esep_partitions_owned", "Input partitions assigned to 
 output_retries = Counter("esep_output_retries_total", "Sends that failed and were retried, by stage", ["stage"],
                          registry=REGISTRY)
 worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)
-
-# Refunds of posted contributions (issue 11): the reversals agent over fund.refund-decisions.
-refund_decisions = Counter(
-    "esep_refund_decisions_total",
-    "Refund decision records by outcome: decided (on arrival), released (decided later: its entries "
-    "arrived or its cut-off passed), waiting (names an entry not yet posted), redelivered (re-emitted "
-    "from its record), duplicate (repeat of a known refund_decision_id, ignored), rerouted (re-keyed "
-    "by IIN), dead_letter",
-    ["outcome"], registry=REGISTRY,
+ledger_records = Counter(
+    "esep_ledger_records_total",
+    "Records of the keyed ledgers (recipients, reversals) by input and outcome: decided, held, redelivered "
+    "(re-emitted from its record), redelivered_acked (outputs already acknowledged), duplicate (repeat of a "
+    "known id), rerouted (re-keyed to its IIN), dead_letter",
+    ["input", "outcome"], registry=REGISTRY,
 )
+
+# Refunds of posted contributions (issue 11): the reversals agent over fund.refund-decisions. Its
+# records by outcome (decided, waiting, redelivered, duplicate, ...) are esep_ledger_records_total.
 refund_results = Counter("esep_refund_results_total", "Refund decisions decided, by status (applied, rejected)",
                          ["status"], registry=REGISTRY)
 reversal_entries = Counter(
