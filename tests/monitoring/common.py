@@ -26,7 +26,7 @@ ALERTS = {
     "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady",
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.
-ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind",
+ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind", "input",
                   "store", "stage"}
 INFO_LABELS = {"version", "worker_id", "app_id"}
 # Personal or per-record data: never a label (confidentiality, and unbounded cardinality).

@@ -8,7 +8,7 @@ from .common import panels
 def test_the_reversal_panels_show_their_metrics():
     by_title = {p["title"].lower(): p for p in panels()}
     wanted = {
-        "refund decisions/s by outcome": "esep_refund_decisions_total",
+        "refund decisions/s by outcome": "esep_ledger_records_total",
         "reversal entries/s by outcome and reason": "esep_reversal_entries_total",
         "tenge reversed/s by knp": "esep_amount_reversed_tenge_total",
         "waiting refund decisions": "esep_refund_decisions_waiting",
