@@ -274,4 +274,8 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
                 tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications
             )
 
+    # Refunds of posted contributions: its own agent over posted.contributions and fund.refund-decisions.
+    from .reversals_agent import install_reversals
+
+    runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now)
     return app, runtime

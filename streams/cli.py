@@ -50,15 +50,14 @@ def _person_entries(args, settings: Settings) -> int:
     import asyncio
 
     from rules.iin import is_valid_iin
-    from rules.reversals import PostedIndex
 
-    from .person_entries import format_entries, read_latest
+    from .person_entries import format_entries, index_from_changelog, read_latest
 
     if not is_valid_iin(args.iin):
         print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
         return 2
     raw = asyncio.run(read_latest(settings.resolve_broker(), settings.topics.reversals_state, args.iin))
-    index = PostedIndex.from_json(raw) if raw else None
+    index = index_from_changelog(args.iin, raw)
     for line in format_entries(args.iin, index):
         print(line)
     return 0 if index is not None else 1

@@ -2,7 +2,8 @@
 it, and the refund decisions of that person, read from the reversals agent's state changelog.
 
 The changelog (compacted, key IIN, co-partitioned with `fund.refund-decisions`) holds one value per
-person: the whole `PostedIndex`, entries marked with the decision that reversed them. Reading its
+person: a keyed-ledger entry whose state is the whole `PostedIndex`, entries marked with the
+decision that reversed them. Reading its
 latest value answers the question without scanning the ledger topics, which are kept forever."""
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ async def read_latest(bootstrap: str, topic: str, key: str) -> bytes | None:
         return latest
     finally:
         await consumer.stop()
+
+
+def index_from_changelog(iin: str, raw: bytes | None) -> PostedIndex | None:
+    """The person's index from the latest changelog value (None: nothing recorded, or forgotten)."""
+    if raw is None:
+        return None
+    from .keyed_ledger import decode_entry
+
+    _, body = decode_entry(iin, raw)
+    return PostedIndex.from_obj(body)
 
 
 def _status(record: RefundRecord) -> str:
@@ -76,4 +87,4 @@ def format_entries(iin: str, index: PostedIndex | None) -> list[str]:
     return rows
 
 
-__all__ = ["format_entries", "read_latest"]
+__all__ = ["format_entries", "index_from_changelog", "read_latest"]

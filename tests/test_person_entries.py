@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from rules import reversals as R
 from streams.cli import parser
-from streams.person_entries import format_entries
+from streams.keyed_ledger import Entry, encode_entry
+from streams.person_entries import format_entries, index_from_changelog
 from streams.settings import Settings
 from streams.topics import reversal_group, topic_specs
 
@@ -29,6 +30,10 @@ def test_a_reversal_is_printed_under_the_entry_it_reverses():
     assert "N-1/1/reversal" not in at
     assert "-1000.50  by RFD-1" in rows[at["N-1/2/reversal"]]
     assert "RFD-1  decided_on 2026-12-01  N-1  applied" in text
+    # What the command reads: the reversals ledger's changelog value for the IIN.
+    raw = encode_entry(Entry(C["iin"], 2, index, src={"r:RFD-1": ["t", 2, 5]}), index.to_obj())
+    assert format_entries(C["iin"], index_from_changelog(C["iin"], raw)) == rows
+    assert index_from_changelog(C["iin"], None) is None
     assert "RFD-2  decided_on 2026-12-01  N-1  rejected NOTHING_REVERSED; rejected: N-1/2 ALREADY_REVERSED" in text
 
 
@@ -37,7 +42,8 @@ def test_a_waiting_decision_and_an_unknown_person():
     index, what, _ = R.receive(index, request("RFD-9", ["N-1/2"], nid="N-1"), (1, 0),
                                hold_margin=timedelta(minutes=30), now=NOW)
     assert what == R.WAITING
-    assert "RFD-9" in format_entries(C["iin"], index)[-1] and "waiting for an entry" in format_entries(C["iin"], index)[-1]
+    last = format_entries(C["iin"], index)[-1]
+    assert "RFD-9" in last and "waiting for an entry" in last
     assert format_entries(C["iin"], None)[0].startswith("no posted entries recorded")
 
 
