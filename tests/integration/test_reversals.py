@@ -118,7 +118,7 @@ def margin_for_cutoff(received: datetime, seconds_from_now: float) -> str:
 
 def test_scripted_refund_decisions(broker, tmp_path):
     received = datetime.now(ALMATY).replace(microsecond=0)
-    cutoff_in = 45.0
+    cutoff_in = 40.0
     cutoff_at = time.monotonic() + cutoff_in
     stack = Stack(broker, tmp_path, ESEP_PENDING="business-day", ESEP_HOLD_CHECK_S="1",
                   ESEP_HOLD_CUTOFF_MIN=margin_for_cutoff(received, cutoff_in))
@@ -273,8 +273,8 @@ def refund_decisions_for(records, seed: int) -> list[tuple[int, dict]]:
                 continue
             n += 1
             named = rng.sample(eids, rng.randint(1, len(eids)))
-            if rng.random() < 0.1:
-                other = orders[rng.randrange(len(orders))]
+            if rng.random() < 0.1:  # an entry of another notification: ENTRY_NOT_FOUND at once
+                other = orders[(i + rng.randrange(1, len(orders))) % len(orders)]
                 named.append(f"{other['notification_id']}/{other['lines'][0]['line_no']}")
             d = decision(f"KRFD-{n}", iin, order["notification_id"], named, received)
             after = min(len(orders) - 1, i + rng.choice((0, 0, 1, 3)))
@@ -318,7 +318,7 @@ def test_sigkill_mid_stream_one_reversal_per_entry(broker, tmp_path):
                     send_decision(stack, d)
                 if i % 8 == 7:
                     stack.flush()
-                    time.sleep(0.1)
+                    time.sleep(0.25)
             stack.flush()
 
         feeder = threading.Thread(target=feed, daemon=True)
