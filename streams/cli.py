@@ -51,13 +51,13 @@ def _person_entries(args, settings: Settings) -> int:
 
     from rules.iin import is_valid_iin
 
-    from .person_entries import format_entries, index_from_changelog, read_latest
+    from .person_entries import format_entries, person_index, read_person_values
 
     if not is_valid_iin(args.iin):
         print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
         return 2
-    raw = asyncio.run(read_latest(settings.resolve_broker(), settings.topics.reversals_state, args.iin))
-    index = index_from_changelog(args.iin, raw)
+    values = asyncio.run(read_person_values(settings.resolve_broker(), settings.topics.reversals_state, args.iin))
+    index = person_index(args.iin, values)
     for line in format_entries(args.iin, index):
         print(line)
     return 0 if index is not None else 1

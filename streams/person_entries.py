@@ -1,26 +1,25 @@
 """`esep person entries IIN`: a person's posted entries, each with the reversal that undid it beside
 it, and the refund decisions of that person, read from the reversals agent's state changelog.
 
-The changelog (compacted, key IIN, co-partitioned with `fund.refund-decisions`) holds one value per
-person: a keyed-ledger entry whose state is the whole `PostedIndex`, entries marked with the
-decision that reversed them. Reading its
-latest value answers the question without scanning the ledger topics, which are kept forever."""
+The changelog (compacted, co-partitioned with `fund.refund-decisions`, in the IIN's partition) holds
+one value per (IIN, notification): a keyed-ledger entry whose state is a `PostedIndex`, entries
+marked with the decision that reversed them. The person's values are merged into one index."""
 from __future__ import annotations
 
 from rules.money import format_tiyn
 from rules.reversals import PostedIndex, RefundRecord
 
 
-async def read_latest(bootstrap: str, topic: str, key: str) -> bytes | None:
-    """The latest value of `key` in a compacted topic keyed like the inputs (default partitioner)."""
+async def read_person_values(bootstrap: str, topic: str, iin: str) -> dict[str, bytes]:
+    """The latest value of every `<iin>/...` key of the IIN's partition of the state changelog."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.partitioner import DefaultPartitioner
 
     from tables.metadata import topic_partitions
 
     partitions = await topic_partitions(bootstrap, topic)
-    raw_key = key.encode()
-    partition = DefaultPartitioner()(raw_key, partitions, partitions)
+    partition = DefaultPartitioner()(iin.encode(), partitions, partitions)
+    prefix = f"{iin}/".encode()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
@@ -29,24 +28,30 @@ async def read_latest(bootstrap: str, topic: str, key: str) -> bytes | None:
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
         end = (await consumer.end_offsets([tp]))[tp]
-        latest = None
+        latest: dict[str, bytes | None] = {}
         while await consumer.position(tp) < end:
             for rec in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if rec.key == raw_key:
-                    latest = rec.value  # a tombstone (None) forgets the person
-        return latest
+                if rec.key and rec.key.startswith(prefix):
+                    latest[rec.key.decode()] = rec.value  # a tombstone (None) forgets the value
+        return {k: v for k, v in latest.items() if v is not None}
     finally:
         await consumer.stop()
 
 
-def index_from_changelog(iin: str, raw: bytes | None) -> PostedIndex | None:
-    """The person's index from the latest changelog value (None: nothing recorded, or forgotten)."""
-    if raw is None:
+def person_index(iin: str, values: dict[str, bytes]) -> PostedIndex | None:
+    """One index of the person from the changelog values of their notifications (None: nothing)."""
+    if not values:
         return None
     from .keyed_ledger import decode_entry
 
-    _, body = decode_entry(iin, raw)
-    return PostedIndex.from_obj(body)
+    entries: dict = {}
+    decisions: dict = {}
+    for key, raw in values.items():
+        _, body = decode_entry(key, raw)
+        index = PostedIndex.from_obj(body)
+        entries.update(index.entries)
+        decisions.update(index.decisions)
+    return PostedIndex(iin, entries, decisions)
 
 
 def _status(record: RefundRecord) -> str:
@@ -87,4 +92,4 @@ def format_entries(iin: str, index: PostedIndex | None) -> list[str]:
     return rows
 
 
-__all__ = ["format_entries", "index_from_changelog", "read_latest"]
+__all__ = ["format_entries", "person_index", "read_person_values"]

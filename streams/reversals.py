@@ -1,7 +1,8 @@
 """The reversals ledger (contract Part 2, "Refunds of posted contributions") on the keyed-ledger
-processor: one state per IIN, the person's `PostedIndex` (posted entries, which are reversed and by
-whom, and the record of every refund decision), in a `KeyedStore` backed by the compacted changelog
-`esep.reversals-state`, written with the input's partition.
+processor: one state per (IIN, notification), a `PostedIndex` (that person's posted entries of that
+notification, which are reversed and by whom, and the record of every refund decision naming it),
+in a `KeyedStore` backed by the compacted changelog `esep.reversals-state` (key
+`<iin>/<notification_id>`), written with the input's partition.
 
 Inputs: `posted.contributions` and `fund.refund-decisions`, both keyed by IIN with one partition
 count, consumed by one agent, so a person's entries and refund decisions meet in one partition and
@@ -98,6 +99,23 @@ def _iin(value) -> str:
     return value.iin
 
 
+# The state key is `<iin>/<notification_id>`, not the IIN: a decision names entries of one
+# notification, so it still reads and writes one small value, while a person's whole history is
+# never loaded, re-encoded and re-sent to the changelog on every entry (measured: 1.4 ms an entry at
+# 50 entries a person with one value per IIN, growing with the history). The IIN comes first, so the
+# person's values sit together and the partition is still the IIN's.
+def _posted_key(entry) -> str:
+    return f"{entry.iin}/{entry.entry_id.rpartition('/')[0]}"
+
+
+def _decision_key(decision) -> str:
+    return f"{decision.iin}/{decision.notification_id}"
+
+
+def iin_of_key(key: str) -> str:
+    return key.partition("/")[0]
+
+
 class ReversalsLedger:
     """The `streams.keyed_ledger.Ledger` of reversals: pure decisions from `rules.reversals`."""
 
@@ -108,8 +126,8 @@ class ReversalsLedger:
         self.risk_months = risk_months
         self.kinds = [
             # Posted entries are idempotent in the index itself (by entry_id): no per-record position.
-            InputKind(topics.posted_contributions, PostedEntryInput, POSTED, "p", _iin, _iin, lambda m: None),
-            InputKind(topics.refund_decisions, RefundDecision, REFUNDS, REFUND_ID_PREFIX, _iin, _iin,
+            InputKind(topics.posted_contributions, PostedEntryInput, POSTED, "p", _iin, _posted_key, lambda m: None),
+            InputKind(topics.refund_decisions, RefundDecision, REFUNDS, REFUND_ID_PREFIX, _iin, _decision_key,
                       lambda m: m.refund_decision_id),
         ]
         self.out_topics = {"fund.decision-results": topics.decision_results,
@@ -120,7 +138,7 @@ class ReversalsLedger:
     # ---- state --------------------------------------------------------------------------------------
 
     def load(self, key: str, body) -> PostedIndex:
-        return PostedIndex(key) if body is None else PostedIndex.from_obj(body)
+        return PostedIndex(iin_of_key(key)) if body is None else PostedIndex.from_obj(body)
 
     def dump(self, state: PostedIndex) -> dict:
         return state.to_obj()
@@ -243,4 +261,4 @@ class ReversalsWorker:
         metrics.refund_oldest_wait.set(0.0 if oldest is None else max(0.0, now - oldest))
 
 
-__all__ = ["FAR_FUTURE", "ReversalsLedger", "ReversalsWorker", "RiskMonths", "no_risk_months"]
+__all__ = ["FAR_FUTURE", "ReversalsLedger", "ReversalsWorker", "RiskMonths", "iin_of_key", "no_risk_months"]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from rules import reversals as R
 from streams.cli import parser
 from streams.keyed_ledger import Entry, encode_entry
-from streams.person_entries import format_entries, index_from_changelog
+from streams.person_entries import format_entries, person_index
 from streams.settings import Settings
 from streams.topics import reversal_group, topic_specs
 
@@ -30,10 +30,15 @@ def test_a_reversal_is_printed_under_the_entry_it_reverses():
     assert "N-1/1/reversal" not in at
     assert "-1000.50  by RFD-1" in rows[at["N-1/2/reversal"]]
     assert "RFD-1  decided_on 2026-12-01  N-1  applied" in text
-    # What the command reads: the reversals ledger's changelog value for the IIN.
-    raw = encode_entry(Entry(C["iin"], 2, index, src={"r:RFD-1": ["t", 2, 5]}), index.to_obj())
-    assert format_entries(C["iin"], index_from_changelog(C["iin"], raw)) == rows
-    assert index_from_changelog(C["iin"], None) is None
+    # What the command reads: the reversals ledger's changelog values of the person, one per notification.
+    other = index_of(posted("N-2", 1, amount="1.00"))
+    values = {f"{C['iin']}/{nid}": encode_entry(Entry(f"{C['iin']}/{nid}", 2, i, src={"r:RFD-1": ["t", 2, 5]}),
+                                                i.to_obj())
+              for nid, i in (("N-1", index), ("N-2", other))}
+    merged = format_entries(C["iin"], person_index(C["iin"], values))
+    assert merged[0].startswith(f"IIN {C['iin']} (Фёдоров Дмитрий): 4 posted entries, 2 reversed")
+    assert [r for r in merged[1:] if "N-2" not in r] == rows[1:]
+    assert person_index(C["iin"], {}) is None
     assert "RFD-2  decided_on 2026-12-01  N-1  rejected NOTHING_REVERSED; rejected: N-1/2 ALREADY_REVERSED" in text
 
 

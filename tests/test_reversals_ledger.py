@@ -278,3 +278,18 @@ def test_dead_letters_and_rerouting(tmp_path):
     [moved] = [r for r in rig.sink.sent if r.topic == rig.t.refund_decisions]
     assert moved.key == C["iin"].encode() and moved.value == misplaced.value
     assert rig.out(rig.t.decision_results) == []
+
+
+def test_one_small_value_per_person_and_notification(tmp_path):
+    rig = Rig(tmp_path)
+    rig.process(rig.posted(posted("N-1", 1), posted("N-1", 2), posted("N-2", 1), posted("N-1", 3, person=A)))
+    rig.process([rig.decision("RFD-1", ["N-2/1"], nid="N-2")])
+    keys = sorted(k for k, _ in rig.worker.store.scan())
+    assert keys == sorted([f"{C['iin']}/N-1", f"{C['iin']}/N-2", f"{A['iin']}/N-1"])
+    from streams.keyed_ledger import decode_entry
+
+    _, body = decode_entry(f"{C['iin']}/N-2", rig.worker.store.get(f"{C['iin']}/N-2"))
+    index = rig.worker.ledger.load(f"{C['iin']}/N-2", body)
+    assert (index.iin, sorted(index.entries), sorted(index.decisions)) == (C["iin"], ["N-2/1"], ["RFD-1"])
+    # Every changelog record is written with the input's partition, whatever its key hashes to.
+    assert {r.partition for r in rig.sink.sent if r.topic == rig.t.reversals_state} == {0}
