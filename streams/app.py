@@ -21,6 +21,7 @@ from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
 from .processor import HoldPolicy, PostingProcessor, utc_now
+from .recipients_agent import install_recipients
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
@@ -274,4 +275,5 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
                 tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications
             )
 
+    install_recipients(app, settings, bootstrap, runtime)  # the second ledger (contract, Part 2)
     return app, runtime

@@ -441,6 +441,15 @@ class KeyedLedgerProcessor:
                 out[fact] = out.get(fact, 0) + value
         return out
 
+    def due_times(self, partitions: set[int]) -> list[float]:
+        """Due times (epoch seconds) of the entries in `partitions` that wait for one."""
+        out = []
+        for ik in self.store.index_scan(DUE_PREFIX):
+            due_ms, partition, _ = ik[len(DUE_PREFIX):].decode().split("/", 2)
+            if int(partition) in partitions:
+                out.append(int(due_ms) / 1000.0)
+        return out
+
     def owned_restored(self) -> set[int]:
         return self.restored & set(self.owned_partitions())
 

@@ -19,6 +19,16 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    # The ledger is the record from which anything can be recounted (contract, Part 2): a broker's
+    # default retention (7 days) would delete it.
+    kept_forever: bool = False
+
+    @property
+    def configs(self) -> dict[str, str]:
+        configs = {"cleanup.policy": "compact"} if self.compacted else {}
+        if self.kept_forever:
+            configs["retention.ms"] = "-1"
+        return configs
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -37,6 +47,23 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.registry_changes, n),
         # Person histories follow the registry's partitioning (same key, same partition count).
         TopicSpec(t.registry_history, n, compacted=True),
+        *recipients_topic_specs(settings),
+    ]
+
+
+def recipients_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The recipients ledger: both inputs keyed by IIN and its state changelog co-partitioned (same
+    N: partition p of each holds the same persons); its ledger topics kept forever."""
+    t = settings.topics
+    n = settings.partitions
+    return [
+        TopicSpec(t.payment_decisions, n),
+        TopicSpec(t.payment_transfers, n),
+        TopicSpec(t.recipients_state, n, compacted=True),
+        TopicSpec(t.decision_results, n, kept_forever=True),
+        TopicSpec(t.recipient_accounts, n, compacted=True),
+        TopicSpec(t.social_payments, n, kept_forever=True),
+        TopicSpec(t.overpayments, n, kept_forever=True),
     ]
 
 
@@ -60,12 +87,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
         missing = [s for s in specs if s.name not in existing]
         if missing:
             new = [
-                NewTopic(
-                    s.name,
-                    s.partitions,
-                    settings.replication,
-                    topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
-                )
+                NewTopic(s.name, s.partitions, settings.replication, topic_configs=s.configs)
                 for s in missing
             ]
             try:
@@ -79,6 +101,8 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
                 f"{pair[0]} and {pair[1]} must have the same number of partitions, found {counts}: "
                 f"recreate {pair[1]} with {counts[pair[0]]} partitions"
             )
+        check_copartitioned(admin, [settings.topics.payment_decisions, settings.topics.payment_transfers,
+                                    settings.topics.recipients_state])
         return [s.name for s in missing]
     finally:
         admin.close()
@@ -87,3 +111,12 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
 def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
     described = admin.describe_topics(names)
     return {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+
+
+def check_copartitioned(admin: KafkaAdminClient, names: list[str]) -> None:
+    """Topics one agent decides together, and the changelog written with their partition numbers:
+    a mismatch would split a person's records between workers."""
+    counts = partition_counts(admin, names)
+    if len(set(counts.values())) != 1:
+        raise RuntimeError(f"{', '.join(names)} must have the same number of partitions, found {counts}: "
+                           f"recreate the ones that differ")

@@ -124,7 +124,10 @@ class KeyedStore:
             current = self.db.get([AGGREGATE_PREFIX + n.encode() for n in changed])
             for name, raw in zip(changed, current):
                 total = (struct.unpack(">q", raw)[0] if raw is not None else 0) + deltas[name]
-                batch.put(AGGREGATE_PREFIX + name.encode(), struct.pack(">q", total))
+                if total:
+                    batch.put(AGGREGATE_PREFIX + name.encode(), struct.pack(">q", total))
+                else:  # a total back at zero is absent, like one never moved
+                    batch.delete(AGGREGATE_PREFIX + name.encode())
         for partition, offset in next_offsets.items():
             put_offset(batch, partition, offset)
         self.db.write(batch)
