@@ -74,6 +74,32 @@ ledger_records = Counter(
     "known id), rerouted (re-keyed to its IIN), dead_letter",
     ["input", "outcome"], registry=REGISTRY,
 )
+# ---- the recipients ledger (contract, Part 2) ---------------------------------------------------------
+fund_decisions = Counter(
+    "esep_fund_decisions_total", "The Fund's decisions on social payments, by payment type, decision, status "
+    "(applied, rejected) and reason (ILLEGAL_TRANSITION, RECIPIENT_MISMATCH, or empty)",
+    ["payment_type", "decision", "status", "reason"], registry=REGISTRY,
+)
+fund_transfers = Counter(
+    "esep_fund_transfers_total", "Transfers of the Fund by payment type, kind (payment, return), outcome (covered, "
+    "partly_overpaid, overpaid; applied, partly_unmatched, unmatched; held: waiting for a decision, counted again "
+    "when decided) and reason",
+    ["payment_type", "kind", "outcome", "reason"], registry=REGISTRY,
+)
+social_paid = Counter("esep_social_paid_tenge_total", "Gross of posted social payments, covered or not, by payment "
+                      "type", ["payment_type"], registry=REGISTRY)
+social_overpaid = Counter("esep_social_overpaid_tenge_total", "Overpaid part of posted payments, by payment type",
+                          ["payment_type"], registry=REGISTRY)
+social_returned = Counter("esep_social_returned_tenge_total", "Gross of posted returns, matched or not, by payment type",
+                          ["payment_type"], registry=REGISTRY)
+overpaid_outstanding = Gauge(
+    "esep_overpaid_outstanding_tenge", "Overpayments still to recover in the partitions this worker owns (sum over "
+    "workers: the whole ledger), by payment type", ["payment_type"], registry=REGISTRY,
+)
+held_transfers = Gauge("esep_held_transfers", "Social payments held for a decision (recipients lag hold) in the "
+                       "partitions this worker owns", registry=REGISTRY)
+held_next_cutoff = Gauge("esep_held_transfers_next_cutoff_seconds", "Seconds until the earliest cut-off of a held "
+                         "social payment (0 when none, or when it passed)", registry=REGISTRY)
 
 # Refunds of posted contributions (issue 11): the reversals agent over fund.refund-decisions. Its
 # records by outcome (decided, waiting, redelivered, duplicate, ...) are esep_ledger_records_total.

@@ -21,6 +21,7 @@ from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
 from .processor import HoldPolicy, PostingProcessor, utc_now
+from .recipients_agent import install_recipients
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
@@ -274,8 +275,10 @@ def build_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Runtime]:
                 tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications
             )
 
+    recipients = install_recipients(app, settings, bootstrap, runtime)  # the second ledger (contract, Part 2)
     # Refunds of posted contributions: its own agent over posted.contributions and fund.refund-decisions.
     from .reversals_agent import install_reversals
 
-    runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now)
+    runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now,
+                                          recipients=recipients)
     return app, runtime

@@ -24,9 +24,10 @@ re-emits from the outbox. The outbox keeps only the outputs of the key's latest 
 write of the key happens after the earlier batch's outputs were acknowledged, so a redelivery whose
 outbox entry is gone had its outputs delivered and emits nothing more.
 
-Entry encoding: `[version, partition, due_ms, pending]` + b"\\n" + body JSON, so that the store's
-index reads the small header only. Index keys: `t/<due_ms:015>/<partition>/<key>` (timer),
-`e/<partition>/<key>` (pending emission)."""
+Entry encoding: `[version, partition, due_ms, pending, facts]` + b"\\n" + body JSON, so that the
+store's index reads the small header only. Index keys: `t/<due_ms:015>/<partition>/<key>` (timer),
+`e/<partition>/<key>` (pending emission). `facts` (`Ledger.facts(state)`, named integers) are summed
+per partition by the store (`<partition>/<name>`), e.g. for gauges of what the owned partitions hold."""
 from __future__ import annotations
 
 import asyncio
@@ -43,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitoring import metrics
 from rules import entries as stamps
+from tables.keyed import KeyedStore
 
 from .processor import classify_parse_error, dead_letter
 from .records import InputRecord, OutputRecord, Sink
@@ -171,6 +173,8 @@ class Ledger(Protocol):
 
     def due(self, state: Any) -> float | None: ...
 
+    def facts(self, state: Any) -> dict[str, int]: ...
+
     def prepare(self, items: list[Item], ctx: Context) -> None: ...
 
     def decide(self, entry: Entry, item: Item, ctx: Context) -> Verdict: ...
@@ -187,25 +191,25 @@ class Changelog(Protocol):
 # ---- encoding and the store's index ---------------------------------------------------------------------
 
 
-def encode_entry(entry: Entry, body: Any) -> bytes:
+def encode_entry(entry: Entry, body: Any, facts: dict[str, int] | None = None) -> bytes:
     due_ms = None if entry.due is None else int(entry.due * 1000)
-    header = orjson.dumps([ENTRY_VERSION, entry.partition, due_ms, entry.pending])
+    header = orjson.dumps([ENTRY_VERSION, entry.partition, due_ms, entry.pending, facts or {}])
     payload = {"s": body, "src": entry.src,
                "out": {rid: [o.to_json() for o in outs] for rid, outs in entry.outbox.items()}}
     return header + b"\n" + orjson.dumps(payload)
 
 
-def decode_header(raw: bytes) -> tuple[int, int | None, bool]:
-    """(partition, due_ms, pending) from an entry's first line."""
-    version, partition, due_ms, pending = orjson.loads(raw[:raw.index(b"\n")])
+def decode_header(raw: bytes) -> tuple[int, int | None, bool, dict[str, int]]:
+    """(partition, due_ms, pending, facts) from an entry's first line."""
+    version, partition, due_ms, pending, facts = orjson.loads(raw[:raw.index(b"\n")])
     if version != ENTRY_VERSION:
         raise ValueError(f"ledger entry version {version!r} is not {ENTRY_VERSION}")
-    return partition, due_ms, pending
+    return partition, due_ms, pending, facts
 
 
 def decode_entry(key: str, raw: bytes) -> tuple[Entry, Any]:
     cut = raw.index(b"\n")
-    partition, due_ms, pending = decode_header(raw)
+    partition, due_ms, pending, _ = decode_header(raw)
     payload = orjson.loads(raw[cut + 1:])
     outbox = {rid: [Output.from_json(o) for o in outs] for rid, outs in payload["out"].items()}
     entry = Entry(key, partition, None, payload["src"], outbox, None if due_ms is None else due_ms / 1000.0, pending)
@@ -214,13 +218,23 @@ def decode_entry(key: str, raw: bytes) -> tuple[Entry, Any]:
 
 def entry_index(key: str, raw: bytes) -> list[bytes]:
     """Index keys of a stored entry (for `KeyedStore(index=entry_index)`)."""
-    partition, due_ms, pending = decode_header(raw)
+    partition, due_ms, pending, _ = decode_header(raw)
     out = []
     if due_ms is not None:
         out.append(DUE_PREFIX + f"{due_ms:015d}/{partition}/{key}".encode())
     if pending:
         out.append(PENDING_PREFIX + f"{partition}/{key}".encode())
     return out
+
+
+def entry_aggregate(key: str, raw: bytes) -> dict[str, int]:
+    """Per-partition sums of the entries' facts (for `KeyedStore(aggregate=entry_aggregate)`)."""
+    partition, _, _, facts = decode_header(raw)
+    return {f"{partition}/{name}": value for name, value in facts.items()}
+
+
+def open_ledger_store(path) -> KeyedStore:
+    return KeyedStore(path, index=entry_index, aggregate=entry_aggregate)
 
 
 # ---- the processor --------------------------------------------------------------------------------------
@@ -364,7 +378,8 @@ class KeyedLedgerProcessor:
         for e in changed:
             e.due = self.ledger.due(e.state)
             records.append(OutputRecord(self.ledger.changelog_topic, e.key.encode(),
-                                        encode_entry(e, self.ledger.dump(e.state)), e.partition))
+                                        encode_entry(e, self.ledger.dump(e.state), self.ledger.facts(e.state)),
+                                        e.partition))
         await write_changelog(self.sink, records, self.store, f"{self.name}-changelog", self.retry_backoff_s)
 
     async def _settle(self, sent: list[Entry]) -> None:
@@ -415,6 +430,25 @@ class KeyedLedgerProcessor:
             if int(partition) in partitions:
                 keys.append(key)
         return keys
+
+    def totals(self, partitions: Iterable[int]) -> dict[str, int]:
+        """The facts summed over `partitions` (the owned ones, for gauges)."""
+        wanted = {str(p) for p in partitions}
+        out: dict[str, int] = {}
+        for name, value in self.store.aggregates().items():
+            partition, fact = name.split("/", 1)
+            if partition in wanted:
+                out[fact] = out.get(fact, 0) + value
+        return out
+
+    def due_times(self, partitions: set[int]) -> list[float]:
+        """Due times (epoch seconds) of the entries in `partitions` that wait for one."""
+        out = []
+        for ik in self.store.index_scan(DUE_PREFIX):
+            due_ms, partition, _ = ik[len(DUE_PREFIX):].decode().split("/", 2)
+            if int(partition) in partitions:
+                out.append(int(due_ms) / 1000.0)
+        return out
 
     def owned_restored(self) -> set[int]:
         return self.restored & set(self.owned_partitions())
@@ -468,4 +502,4 @@ class KeyedLedgerProcessor:
 
 
 __all__ = ["Context", "Entry", "InputKind", "Item", "KeyedLedgerProcessor", "Ledger", "LedgerSummary", "Output",
-           "Verdict", "decode_entry", "encode_entry", "entry_index"]
+           "Verdict", "decode_entry", "encode_entry", "entry_aggregate", "entry_index", "open_ledger_store"]

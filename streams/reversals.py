@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -35,10 +35,22 @@ from rules.reversals import (
     render,
     settle,
 )
+from rules.recipients import risk_months as recipients_risk_months
 from tables.keyed import KeyedStore
 
-from .keyed_ledger import Context, Entry, InputKind, Item, KeyedLedgerProcessor, LedgerSummary, Output, Verdict, \
-    decode_entry, entry_index
+from .keyed_ledger import (
+    DUE_PREFIX,
+    Context,
+    Entry,
+    InputKind,
+    Item,
+    KeyedLedgerProcessor,
+    LedgerSummary,
+    Output,
+    Verdict,
+    decode_entry,
+    open_ledger_store,
+)
 from .processor import knp_label
 from .records import Sink
 from .settings import Settings, Topics
@@ -55,13 +67,24 @@ STAMP_FIELDS = {"fund.decision-results": "decided_at", "posted.reversals": "post
                 "refunds.reversals": "created_at"}
 
 # The month of risk_occurred_on of every applied assignment of an IIN (all payment types), for
-# PERIOD_USED_FOR_PAYMENT. The recipients ledger holds them; until its store can be read here the
-# worker is given a provider (no assignments: `no_risk_months`).
+# PERIOD_USED_FOR_PAYMENT. In the worker: `risk_months_in_store` over the recipients ledger's store.
 RiskMonths = Callable[[str], Iterable[tuple[int, int]]]
 
 
 def no_risk_months(iin: str) -> tuple:
     return ()
+
+
+def risk_months_in_store(store: KeyedStore, load: Callable, iin: str) -> set[tuple[int, int]]:
+    """From the recipients ledger's states of `iin` (keys `<iin>/<payment_type>`) in this worker's
+    store: `fund.payment-decisions` is keyed by IIN with the same partition count, so the person's
+    states are in the partition this worker decides the refund in. `load(key, body)` is the
+    recipients ledger's (a `.state` per key)."""
+    states = []
+    for key, raw in store.scan(f"{iin}/"):
+        _, body = decode_entry(key, raw)
+        states.append(load(key, body).state)
+    return recipients_risk_months(states)
 
 
 class ReversalTally:
@@ -146,6 +169,10 @@ class ReversalsLedger:
     def due(self, state: PostedIndex) -> float | None:
         return state.next_cutoff()
 
+    def facts(self, state: PostedIndex) -> dict[str, int]:
+        waiting = sum(1 for r in state.decisions.values() if r.waiting)
+        return {"waiting": waiting} if waiting else {}
+
     def prepare(self, items: list[Item], ctx: Context) -> None:
         pass
 
@@ -204,20 +231,25 @@ class ReversalsLedger:
 
 class ReversalsWorker:
     """The reversals ledger of one worker: its store, changelog reader and processor, the timer
-    that releases waiting decisions at their cut-off, and the waiting gauges."""
+    that releases waiting decisions at their cut-off, and the waiting gauges.
+
+    `before_deciding(partitions)`: awaited before any decision in those partitions (the worker makes
+    sure the recipients ledger has restored them, so PERIOD_USED_FOR_PAYMENT reads complete states)."""
 
     def __init__(self, settings: Settings, bootstrap: str, sink: Sink, owned_partitions: Callable[[], Iterable[int]],
                  clock: Callable[[], datetime], risk_months: RiskMonths = no_risk_months,
-                 store_path: Path | None = None, changelog=None):
+                 store_path: Path | None = None, changelog=None,
+                 before_deciding: Callable[[set[int]], Awaitable[None]] | None = None):
         from tables.changelog import ChangelogReader
 
         hold = timedelta(minutes=settings.hold_cutoff_min) if settings.pending == "business-day" else None
         self.ledger = ReversalsLedger(settings.topics, hold, risk_months)
-        self.store = KeyedStore(store_path or settings.worker_dir / "reversals", index=entry_index)
+        self.store = open_ledger_store(store_path or settings.worker_dir / "reversals")
         # `changelog(store)`: tests read an in-memory log instead of the topic.
         self.changelog = (changelog(self.store) if changelog is not None
                           else ChangelogReader(self.store, bootstrap, settings.topics.reversals_state))
         self.clock = clock
+        self.before_deciding = before_deciding
         self.processor = KeyedLedgerProcessor(self.ledger, self.store, self.changelog, sink, clock=clock,
                                               owned_partitions=owned_partitions, name="reversals")
 
@@ -228,12 +260,20 @@ class ReversalsWorker:
         await self.changelog.stop()
         self.store.close()
 
+    async def process(self, batch) -> LedgerSummary:
+        if self.before_deciding is not None and batch:
+            await self.before_deciding({r.partition for r in batch})
+        return await self.processor.process(batch)
+
     async def tick(self) -> int:
         """Release the waiting decisions whose cut-off passed (all of them with the hold off, e.g.
         after the hold was switched off with decisions waiting); then refresh the gauges."""
         processor = self.processor
+        owned = processor.owned_restored()
+        if self.before_deciding is not None and owned:
+            await self.before_deciding(owned)
         if self.ledger.hold_margin is None:
-            keys = processor.due_keys(FAR_FUTURE, processor.owned_restored())
+            keys = processor.due_keys(FAR_FUTURE, owned)
             changed = await processor.touch(keys, self.ledger.on_due) if keys else 0
         else:
             changed = await processor.tick()
@@ -242,23 +282,33 @@ class ReversalsWorker:
         return changed
 
     def observe_waiting(self) -> None:
-        """Waiting decisions of the owned partitions, and the age of the oldest since received_at.
-        Read through the due index: only persons with a waiting decision are loaded."""
+        """Waiting decisions of the owned partitions (the store's per-partition totals), and the age
+        of the oldest since its received_at: among the values of the earliest cut-off (a cut-off
+        never comes before that of an earlier receipt), so only those are loaded."""
         processor = self.processor
-        keys = processor.due_keys(FAR_FUTURE, processor.owned_restored())
-        waiting = 0
+        owned = processor.owned_restored()
+        metrics.refund_decisions_waiting.set(processor.totals(owned).get("waiting", 0))
+        first: list[str] = []
+        earliest = None
+        for ik in self.store.index_scan(DUE_PREFIX):  # in due order
+            due_ms, partition, key = ik[len(DUE_PREFIX):].decode().split("/", 2)
+            if int(partition) not in owned:
+                continue
+            if earliest is not None and due_ms != earliest:
+                break
+            earliest = due_ms
+            first.append(key)
         oldest: float | None = None
-        for key, raw in self.store.get_many(keys).items():
+        for key, raw in self.store.get_many(first).items():
             if raw is None:
                 continue
             _, body = decode_entry(key, raw)
             for record in self.ledger.load(key, body).waiting():
-                waiting += 1
                 received = record.request.received_at.timestamp()
                 oldest = received if oldest is None else min(oldest, received)
-        metrics.refund_decisions_waiting.set(waiting)
         now = self.clock().timestamp()
         metrics.refund_oldest_wait.set(0.0 if oldest is None else max(0.0, now - oldest))
 
 
-__all__ = ["FAR_FUTURE", "ReversalsLedger", "ReversalsWorker", "RiskMonths", "iin_of_key", "no_risk_months"]
+__all__ = ["FAR_FUTURE", "ReversalsLedger", "ReversalsWorker", "RiskMonths", "iin_of_key", "no_risk_months",
+           "risk_months_in_store"]

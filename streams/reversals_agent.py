@@ -12,19 +12,38 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 
 from .records import InputRecord, Sink
-from .reversals import ReversalsWorker, RiskMonths, no_risk_months
+from .reversals import ReversalsWorker, RiskMonths, no_risk_months, risk_months_in_store
 from .settings import Settings
 
 log = logging.getLogger("esep.reversals")
 
 
+def recipients_link(recipients) -> tuple[RiskMonths, object]:
+    """PERIOD_USED_FOR_PAYMENT from the recipients ledger of this worker (`RecipientsRuntime`): its
+    states of the IIN are in the same partition number (both inputs keyed by IIN, one partition
+    count, one co-partitioned group), read from its local store once it has restored them."""
+    if recipients is None:
+        return no_risk_months, None
+
+    def risk_months(iin: str):
+        return risk_months_in_store(recipients.processor.store, recipients.ledger.load, iin)
+
+    async def before_deciding(partitions: set[int]) -> None:
+        await recipients.started.wait()
+        await recipients.processor.restore(partitions)
+
+    return risk_months, before_deciding
+
+
 def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: Sink, clock,
-                      risk_months: RiskMonths = no_risk_months) -> dict:
+                      recipients=None) -> dict:
     """Register the agent, its timer and its rebalance hooks on `app`. Returns a holder whose
-    "worker" is the `ReversalsWorker` once the app has started."""
+    "worker" is the `ReversalsWorker` once the app has started. `recipients`: the recipients
+    ledger's runtime (None: no assignments are known, PERIOD_USED_FOR_PAYMENT never applies)."""
     topics = settings.topics
     holder: dict = {"worker": None}
     started = asyncio.Event()
+    risk_months, before_deciding = recipients_link(recipients)
 
     def owned_partitions() -> list[int]:
         try:
@@ -44,7 +63,8 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
 
     @app.task
     async def reversals_start() -> None:
-        w = ReversalsWorker(settings, bootstrap, sink, owned_partitions, clock, risk_months)
+        w = ReversalsWorker(settings, bootstrap, sink, owned_partitions, clock, risk_months,
+                            before_deciding=before_deciding)
         await w.start()
         holder["worker"] = w
         started.set()
@@ -60,7 +80,7 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
                             e.message.timestamp and int(e.message.timestamp * 1000))
                 for e in events
             ]
-            await w.processor.process(batch)
+            await w.process(batch)
             for e in events:
                 await stream.ack(e)
 

@@ -19,10 +19,12 @@ from streams.keyed_ledger import (
     Output,
     Verdict,
     decode_entry,
-    entry_index,
+    open_ledger_store,
 )
 from streams.records import InputRecord
 from tables.keyed import KeyedStore
+
+from .ledger_fakes import MemoryChangelog, MemorySink
 
 CHANGELOG = "toy.changelog"
 DLQ = "toy.dead-letters"
@@ -36,53 +38,6 @@ class Deposit(BaseModel):
     deposit_id: str = Field(min_length=1)
     iin: str = Field(pattern=r"^\d{12}$")
     amount: int  # negative: held until due, then decided
-
-
-class Meta:
-    def __init__(self, partition, offset):
-        self.partition, self.offset = partition, offset
-
-
-class MemorySink:
-    """Numbers records per (topic, partition) like a broker; `fail_on` makes a send raise once."""
-
-    def __init__(self):
-        self.sent = []
-        self.logs: dict[tuple[str, int], list] = {}
-        self.crash_before: str | None = None
-
-    async def send(self, record):
-        if self.crash_before is not None and record.topic == self.crash_before:
-            self.crash_before = None
-            raise SystemExit("crash")  # not retried by send_all: stands for the process dying
-        partition = record.partition if record.partition is not None else 0
-        log = self.logs.setdefault((record.topic, partition), [])
-        log.append(record)
-        self.sent.append(record)
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(Meta(partition, len(log) - 1))
-        return future
-
-    def values(self, topic):
-        return [orjson.loads(r.value) for r in self.sent if r.topic == topic]
-
-
-class MemoryChangelog:
-    def __init__(self, sink: MemorySink, store: KeyedStore):
-        self.sink, self.store = sink, store
-        self.rounds = []
-
-    async def catch_up(self, partitions):
-        self.rounds.append(list(partitions))
-        applied = 0
-        for p in partitions:
-            log = self.sink.logs.get((CHANGELOG, p), [])
-            start = self.store.next_offset(p) or 0
-            entries = [(r.key.decode(), r.value) for r in log[start:]]
-            if entries:
-                self.store.apply(entries, {p: len(log)})
-                applied += len(entries)
-        return applied
 
 
 class Toy:
@@ -104,6 +59,9 @@ class Toy:
 
     def due(self, state):
         return min((h[2] for h in state["held"]), default=None)
+
+    def facts(self, state):
+        return {"balance": state["balance"], "held": len(state["held"])}
 
     def prepare(self, items, ctx):
         ctx.scratch["n"] = len(items)
@@ -140,9 +98,9 @@ class Toy:
 
 class Worker:
     def __init__(self, tmp, sink, name="w1", clock=None):
-        self.store = KeyedStore(tmp / name, index=entry_index)
+        self.store = open_ledger_store(tmp / name)
         self.ledger = Toy()
-        self.changelog = MemoryChangelog(sink, self.store)
+        self.changelog = MemoryChangelog(sink, self.store, CHANGELOG)
         self.now = clock or [T0]
         self.proc = KeyedLedgerProcessor(self.ledger, self.store, self.changelog, sink, clock=lambda: self.now[0],
                                          owned_partitions=lambda: [0, 1], retry_backoff_s=0.0, name="toy")
@@ -304,6 +262,29 @@ def test_store_apply_keeps_indexes_and_offsets_together(tmp_path):
     store.apply([("a", b"3"), ("b", None)], {0: 7, 1: 2})
     assert store.get_many(["a", "b"]) == {"a": b"3", "b": None}
     assert list(store.index_scan(b"i/")) == [b"i/3"]
+    assert store.aggregates() == {}
     assert (store.next_offset(0), store.next_offset(1), store.next_offset(2)) == (7, 2, None)
     assert [k for k, _ in store.scan("a")] == ["a"]
     store.close()
+
+
+def test_store_aggregates_follow_the_values(tmp_path):
+    store = KeyedStore(tmp_path / "s", aggregate=lambda k, v: {f"{k[0]}/n": int(v)})
+    store.apply([("a1", b"5"), ("a2", b"7"), ("b1", b"1")], {0: 3})
+    store.apply([("a1", b"2"), ("b1", None)], {0: 5})
+    assert store.aggregates() == {"a/n": 9}  # b back at zero: absent
+    store.close()
+
+
+@pytest.mark.asyncio
+async def test_facts_are_summed_per_partition_and_survive_a_restore(tmp_path, sink):
+    w1 = Worker(tmp_path, sink, "w1")
+    await w1.proc.process([rec(0, "a", amount=100), rec(1, "b", iin=IIN_B, amount=5, partition=1),
+                           rec(2, "h", amount=-1)])
+    assert w1.proc.totals([0, 1]) == {"balance": 105, "held": 1}
+    assert w1.proc.totals([1]) == {"balance": 5}  # a total never moved is absent
+    w1.close()
+    w2 = Worker(tmp_path, sink, "w2")
+    await w2.proc.restore({0, 1})
+    assert w2.proc.totals([0, 1]) == {"balance": 105, "held": 1}
+    w2.close()

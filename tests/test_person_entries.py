@@ -61,7 +61,8 @@ def test_ledger_topics_are_kept_forever_and_the_state_is_compacted():
     settings = Settings.from_env({})
     specs = {s.name: s for s in topic_specs(settings)}
     for name in ("posted.reversals", "refunds.reversals", "fund.decision-results"):
-        assert specs[name].configs() == {"retention.ms": "-1"}
-    assert specs["esep.reversals-state"].configs() == {"cleanup.policy": "compact"}
+        assert specs[name].configs == {"retention.ms": "-1"}
+    assert specs["esep.reversals-state"].configs == {"cleanup.policy": "compact"}
     assert specs["fund.refund-decisions"].partitions == specs["posted.contributions"].partitions
-    assert reversal_group(settings) == ["posted.contributions", "fund.refund-decisions", "esep.reversals-state"]
+    assert reversal_group(settings) == ["posted.contributions", "fund.refund-decisions", "esep.reversals-state",
+                                        "fund.payment-decisions"]

@@ -17,8 +17,9 @@ from streams.records import InputRecord
 from streams.reversals import ReversalsWorker
 from streams.settings import Settings
 
+from . import ledger_fakes
+from .ledger_fakes import MemorySink
 from .rules.test_reversals import A, C, PAYER, example, posted
-from .test_keyed_ledger import MemorySink
 
 DATA_ENTRIES = "tests/data/expected-outputs.json"
 STAMPS = ("posted_at", "created_at", "decided_at")
@@ -32,26 +33,14 @@ class Clock:
         return self.at
 
 
-class MemoryChangelog:
+class MemoryChangelog(ledger_fakes.MemoryChangelog):
     """Reads the sink's changelog records into the store, as ChangelogReader reads the topic."""
-
-    def __init__(self, sink: MemorySink, topic: str, store):
-        self.sink, self.topic, self.store = sink, topic, store
 
     async def start(self):
         pass
 
     async def stop(self):
         pass
-
-    async def catch_up(self, partitions):
-        for p in partitions:
-            log = self.sink.logs.get((self.topic, p), [])
-            start = self.store.next_offset(p) or 0
-            entries = [(r.key.decode(), r.value) for r in log[start:]]
-            if entries:
-                self.store.apply(entries, {p: len(log)})
-        return 0
 
 
 class Rig:
@@ -74,7 +63,7 @@ class Rig:
         self.incarnation += 1
         return ReversalsWorker(self.settings, "unused:0", self.sink, lambda: [0, 1], self.clock, self.risk_months,
                                store_path=self.tmp / f"store-{self.incarnation}",
-                               changelog=lambda store: MemoryChangelog(self.sink, self.t.reversals_state, store))
+                               changelog=lambda store: MemoryChangelog(self.sink, store, self.t.reversals_state))
 
     def restart(self) -> None:
         """A new worker with an empty local store: state only from the changelog."""
@@ -293,3 +282,37 @@ def test_one_small_value_per_person_and_notification(tmp_path):
     assert (index.iin, sorted(index.entries), sorted(index.decisions)) == (C["iin"], ["N-2/1"], ["RFD-1"])
     # Every changelog record is written with the input's partition, whatever its key hashes to.
     assert {r.partition for r in rig.sink.sent if r.topic == rig.t.reversals_state} == {0}
+
+
+def test_period_used_for_payment_read_from_the_recipients_ledger_of_the_same_worker(tmp_path):
+    """The recipients ledger's store, fed through its own processor, answers for the IIN."""
+    from streams.keyed_ledger import KeyedLedgerProcessor, open_ledger_store
+    from streams.processor import HoldPolicy
+    from streams.recipients import RecipientsLedger
+    from streams.reversals import risk_months_in_store
+
+    from .fund_cases import IIN, decision
+    from .test_fund_example import registry
+    from .test_recipients_ledger import Registry
+
+    assert IIN == A["iin"]
+    sink = MemorySink()
+    topics = Settings.from_env({}).topics
+    store = open_ledger_store(tmp_path / "recipients")
+    recipients = RecipientsLedger(topics, Registry(registry()).get_views, HoldPolicy(enabled=False))
+    proc = KeyedLedgerProcessor(recipients, store, ledger_fakes.MemoryChangelog(sink, store, topics.recipients_state),
+                                sink, clock=lambda: datetime(2025, 3, 20, 6, tzinfo=timezone.utc),
+                                owned_partitions=lambda: [0], name="recipients")
+    assign = decision("assign", "2025-03-10", decision_id="DEC-RISK")
+    record = InputRecord(topics.payment_decisions, 0, 0, IIN.encode(), assign.model_dump_json().encode())
+    asyncio.run(proc.process([record]))
+    assert [r["status"] for r in sink.values(topics.decision_results)] == ["applied"]
+    assert risk_months_in_store(store, recipients.load, IIN) == {(2025, 3)}
+    assert risk_months_in_store(store, recipients.load, C["iin"]) == set()
+
+    rig = Rig(tmp_path / "rev", risk_months=lambda iin: risk_months_in_store(store, recipients.load, iin))
+    rig.process(rig.posted(posted("N-1", 1, person=A, period="2023-04"), posted("N-1", 2, person=A, period="2023-03")))
+    rig.process([rig.decision("RFD-1", ["N-1/1", "N-1/2"], iin=A["iin"])])
+    [result] = rig.out(rig.t.decision_results)
+    assert result["rejected_entries"] == [{"entry_id": "N-1/1", "reason": codes.PERIOD_USED_FOR_PAYMENT}]
+    assert [r["reverses"] for r in rig.out(rig.t.posted_reversals)] == ["N-1/2"]
