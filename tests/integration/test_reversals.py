@@ -25,6 +25,8 @@ from rules.calendar import ALMATY, default_calendar
 from tools.synthetic import Scenario, make_orders, make_registry
 
 from ..cases import A, B, C, D, _line, _order, registry_persons
+from ..fund_cases import decision as payment_decision
+from ..fund_cases import recipient
 from .harness import ROOT, Outputs, Stack
 
 pytestmark = pytest.mark.integration
@@ -47,9 +49,11 @@ class LedgerOutputs(Outputs):
 
     @property
     def results_by_id(self) -> dict[str, list[dict]]:
+        """Results of refund decisions (the topic also has the payment decisions')."""
         out = defaultdict(list)
         for v in self.values(self.t.decision_results):
-            out[v["decision_id"]].append(v)
+            if v["decision"] == "refund":
+                out[v["decision_id"]].append(v)
         return out
 
 
@@ -135,8 +139,17 @@ def test_scripted_refund_decisions(broker, tmp_path):
         late = _order("R-LATE-3", [_line(1, D, "777.00")], **common)
         for o in (order, penalty):
             stack.send_notification(o)
+        # B is assigned a social payment whose risk occurred this month: B's contributions of the 24
+        # months up to it made up its base (PERIOD_USED_FOR_PAYMENT), B's penalties did not.
+        assign = payment_decision("assign", received.date().isoformat(), decision_id="DEC-RISK", iin=B["iin"],
+                                  recipient=recipient(**{k: B[k] for k in ("surname", "name", "patronymic",
+                                                                           "birth_date")}, sex="F"))
+        stack.send(stack.topics.payment_decisions, B["iin"].encode(), assign.model_dump_json().encode())
         stack.flush()
         out.wait_for(lambda o: len(o.result_ids()) >= 2, what="both orders posted", workers=[worker])
+        out.wait_for(lambda o: any(v["decision_id"] == "DEC-RISK" and v["status"] == "applied"
+                                   for v in o.values(o.t.decision_results)), what="B's assignment applied",
+                     workers=[worker])
 
         decisions = {
             # partial reversal of an order's lines (A's lines 1 and 4 of 5)
@@ -154,14 +167,16 @@ def test_scripted_refund_decisions(broker, tmp_path):
             "RFD-7": decision("RFD-7", D["iin"], "R-ORD-1", ["R-ORD-1/1"], received),
             # an id of another notification: never posted here, decided at once
             "RFD-8": decision("RFD-8", C["iin"], "R-ORD-1", ["R-PEN-2/2"], received),
+            # a KNP 012 entry of a month that made up B's social payment
+            "RFD-9": decision("RFD-9", B["iin"], "R-ORD-1", ["R-ORD-1/2"], received),
         }
-        for rid in ("RFD-1", "RFD-2", "RFD-3", "RFD-4", "RFD-5", "RFD-6", "RFD-7"):
+        for rid in ("RFD-1", "RFD-2", "RFD-3", "RFD-4", "RFD-5", "RFD-6", "RFD-7", "RFD-9"):
             send_decision(stack, decisions[rid])
         send_decision(stack, decisions["RFD-8"], key=b"not-the-iin")  # re-keyed to its IIN, then decided
         send_decision(stack, decisions["RFD-1"])  # a repeat: nothing new
         stack.send(stack.topics.refund_decisions, A["iin"].encode(), b'{"refund_decision_id": "RFD-BAD"}')
         stack.flush()
-        at_once = {"RFD-1", "RFD-2", "RFD-3", "RFD-4", "RFD-8"}
+        at_once = {"RFD-1", "RFD-2", "RFD-3", "RFD-4", "RFD-8", "RFD-9"}
         out.wait_for(lambda o: set(o.results_by_id) >= at_once and o.dead_letters, what="the decisions decided at once",
                      workers=[worker])
         out.drain(quiet_s=2.0)
@@ -198,6 +213,8 @@ def test_scripted_refund_decisions(broker, tmp_path):
         assert outcome("RFD-6") == ("rejected", codes.NOTHING_REVERSED, [("R-ORD-1/99", codes.ENTRY_NOT_FOUND)])
         assert outcome("RFD-7") == ("rejected", codes.NOTHING_REVERSED, [("R-ORD-1/1", codes.ENTRY_NOT_FOUND)])
         assert outcome("RFD-8") == ("rejected", codes.NOTHING_REVERSED, [("R-PEN-2/2", codes.ENTRY_NOT_FOUND)])
+        assert outcome("RFD-9") == ("rejected", codes.NOTHING_REVERSED,
+                                    [("R-ORD-1/2", codes.PERIOD_USED_FOR_PAYMENT)])
         assert {r["reverses"]: r["refund_decision_id"] for r in reversals.values()} == {
             "R-ORD-1/1": "RFD-1", "R-ORD-1/4": "RFD-1", "R-PEN-2/1": "RFD-2", "R-ORD-1/3": "RFD-3",
             "R-ORD-1/5": "RFD-4", "R-LATE-3/1": "RFD-5"}
@@ -214,13 +231,15 @@ def test_scripted_refund_decisions(broker, tmp_path):
         assert letter["source_topic"] == stack.topics.refund_decisions and letter["error_kind"] == "schema"
         # Part 1's records are untouched: one entry per posted line, one result per order.
         assert len(out.posted) == len(entries) == 8 and len(out.results) == 3
+        assert out.values(out.t.decision_results)[0]["decision_id"] == "DEC-RISK"
 
         assert worker.metric('esep_ledger_records_total{input="refund-decisions",outcome="duplicate"}') == 1
         assert worker.metric('esep_ledger_records_total{input="refund-decisions",outcome="rerouted"}') == 1
         assert worker.metric('esep_reversal_entries_total{outcome="reversed"}') == 6
         assert worker.metric('esep_reversal_entries_total{outcome="rejected",reason="ALREADY_REVERSED"}') == 1
         assert worker.metric('esep_reversal_entries_total{outcome="rejected",reason="ENTRY_NOT_FOUND"}') == 3
-        assert worker.metric('esep_refund_results_total{status="rejected"}') == 3
+        assert worker.metric('esep_refund_results_total{status="rejected"}') == 4
+        assert worker.metric('esep_reversal_entries_total{outcome="rejected",reason="PERIOD_USED_FOR_PAYMENT"}') == 1
         assert worker.metric('esep_amount_reversed_tenge_total{knp="017"}') == pytest.approx(1234.56)
         assert worker.metric('esep_amount_reversed_tenge_total{knp="012"}') == pytest.approx(3000.50 + 800 + 777)
         wait_until(lambda: worker.metric("esep_refund_decisions_waiting") == 0, "no waiting decision")
