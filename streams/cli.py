@@ -46,6 +46,22 @@ def _person(args, settings: Settings) -> int:
     return 0 if versions else 1
 
 
+def _recipient(args, settings: Settings) -> int:
+    import asyncio
+
+    from rules.iin import is_valid_iin
+
+    from .recipient_view import format_recipient, read_recipient
+
+    if not is_valid_iin(args.iin):
+        print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
+        return 2
+    view = asyncio.run(read_recipient(settings.resolve_broker(), settings.topics, args.iin))
+    for line in format_recipient(view):
+        print(line)
+    return 1 if view.empty else 0
+
+
 def _person_entries(args, settings: Settings) -> int:
     import asyncio
 
@@ -115,6 +131,10 @@ def parser() -> argparse.ArgumentParser:
         "entries", help="print the posted entries, each with the reversal that undid it, and the refund decisions")
     person_entries.add_argument("iin")
     person_entries.set_defaults(func=_person_entries)
+    recipient = sub.add_parser("recipient", help="a recipient's records, state history and payments (full IIN "
+                               "shown only here)")
+    recipient.add_argument("iin")
+    recipient.set_defaults(func=_recipient)
     sub.add_parser("config", help="print the configuration in force").set_defaults(func=_config)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from the models").set_defaults(func=_schemas)
     token = sub.add_parser("token", help="statement API tokens (in ESEP_TOKENS_FILE, stored hashed)")

@@ -399,6 +399,17 @@ class KeyedLedgerProcessor:
             if needed:
                 await self._restore(needed)
 
+    async def reassigned(self, partitions: set[int]) -> None:
+        """A rebalance gave this worker `partitions` (its whole assignment). Anything else counts
+        as not restored, whatever revocations were seen: a partition that went to another worker
+        and came back must be read again. Under the lock, so that a restore in flight (begun with
+        the assignment before this one) cannot mark a partition restored after this call."""
+        async with self.lock:
+            self.restored &= set(partitions)
+            needed = set(partitions) - self.restored
+            if needed:
+                await self._restore(needed)
+
     async def _restore(self, needed: set[int]) -> None:
         # Every owned partition at once: each restore round costs the consumer a fetch round.
         partitions = sorted(needed | (set(self.owned_partitions()) - self.restored))

@@ -129,7 +129,7 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
     async def recipients_start() -> None:
         try:
             await rt.start()
-            await rt.processor.restore(set(rt.owned_partitions()))
+            await rt.processor.reassigned(set(rt.owned_partitions()))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -164,8 +164,9 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
     @app.on_partitions_assigned.connect
     async def recipients_assigned(app, assigned, **kwargs) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == t.payment_decisions}
-        if rt.started.is_set() and mine:
-            await rt.processor.restore(mine)  # during the rebalance, not on the first batch
+        if rt.processor is not None:
+            # Restore now, during the rebalance, rather than on the first batch.
+            await rt.processor.reassigned(mine)
 
     @app.on_partitions_revoked.connect
     async def recipients_revoked(app, revoked, **kwargs) -> None:

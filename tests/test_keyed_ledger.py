@@ -288,3 +288,17 @@ async def test_facts_are_summed_per_partition_and_survive_a_restore(tmp_path, si
     await w2.proc.restore({0, 1})
     assert w2.proc.totals([0, 1]) == {"balance": 105, "held": 1}
     w2.close()
+
+
+@pytest.mark.asyncio
+async def test_a_partition_that_went_away_and_came_back_is_read_again(tmp_path, sink):
+    w1, w2 = Worker(tmp_path, sink, "w1"), Worker(tmp_path, sink, "w2")
+    await w1.proc.process([rec(0, "a", amount=100)])
+    # A rebalance gives partition 0 to w2 (w1 never saw a revocation: say it was not started yet).
+    await w1.proc.reassigned({1})
+    await w2.proc.process([rec(1, "b", amount=50)])
+    await w1.proc.reassigned({0, 1})
+    await w1.proc.process([rec(2, "c", amount=1)])
+    assert [(o["id"], o["balance"]) for o in outs(sink)] == [("a", 100), ("b", 150), ("c", 151)]
+    w1.close()
+    w2.close()

@@ -4,6 +4,7 @@ SIGKILL twice mid-stream with two workers (each decision and transfer decided on
 conserved)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from models.registry import RegistryPerson
 from rules import recipients as rr
 from rules.codes import PAYMENT_TYPES
 from rules.money import parse_amount
+from streams.recipient_view import format_recipient, read_recipient
 from tables.registry import decode_person_view, encode_person
 from tools.fund_synthetic import DECISIONS, stream, year_script
 from tools.synthetic import make_registry
@@ -232,6 +234,15 @@ def test_a_scripted_year_of_one_recipient_per_payment_type(broker, tmp_path):
             "RETURN_EXCEEDS_OUTSTANDING"}
         assert_balances(out)
         assert worker.metric("esep_held_transfers") == 0
+        # `esep recipient IIN` reads it all back from the topics.
+        iin = persons[2]["iin"]
+        view = asyncio.run(read_recipient(stack.bootstrap, stack.topics, iin))
+        assert list(view.accounts) == ["loss_of_job"] and view.accounts["loss_of_job"]["state"] == "refused"
+        assert [d["decision"] for d in view.decisions] == [
+            "assign", "recalculate", "suspend", "resume", "resume", "terminate", "refuse"]
+        assert len(view.payments) == 10
+        text = "\n".join(format_recipient(view))
+        assert f"IIN {iin} · loss_of_job: refused since" in text and "ILLEGAL_TRANSITION" in text
         assert worker.metric("esep_fund_decisions_total",
                              'decision="resume",payment_type="child_care",reason="ILLEGAL_TRANSITION"') == 1
         worker.stop()
