@@ -72,7 +72,7 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
     @app.agent(inputs, name="reversals")
     async def reversals(stream):
         w = await worker()
-        await w.processor.restore(set(owned_partitions()))
+        await w.processor.reassigned(set(owned_partitions()))
         within = timedelta(seconds=settings.batch_within_s)
         async for events in stream.noack_take(settings.batch_size, within=within):
             batch = [
@@ -105,7 +105,8 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
         w = holder["worker"]
         mine = {tp.partition for tp in assigned if tp.topic == topics.refund_decisions}
         if w is not None and mine:
-            await w.processor.restore(mine)  # during the rebalance: no first-batch stall
+            # The whole assignment: a partition that left and came back is read again (keyed_ledger).
+            await w.processor.reassigned(mine)  # during the rebalance: no first-batch stall
 
     @app.on_partitions_revoked.connect
     async def reversals_revoked(app, revoked, **kwargs) -> None:
