@@ -309,8 +309,8 @@ def refund_decisions_for(records, seed: int) -> list[tuple[int, dict]]:
 
 
 def test_sigkill_mid_stream_one_reversal_per_entry(broker, tmp_path):
-    # A long commit interval: nothing is committed before a kill, so every decision decided before
-    # it comes again after the restart.
+    # Two workers; a long commit interval: nothing is committed before a kill, so every decision
+    # decided before it comes again, to the survivor and then to the restarted worker.
     stack = Stack(broker, tmp_path, ESEP_PENDING="business-day", ESEP_HOLD_CHECK_S="1",
                   ESEP_COMMIT_INTERVAL_S="60", ESEP_BATCH_SIZE="20")
     out = LedgerOutputs(stack)
@@ -324,8 +324,10 @@ def test_sigkill_mid_stream_one_reversal_per_entry(broker, tmp_path):
         ids = {d["refund_decision_id"] for _, d in plan}
         # Named entries of the decision's own notification: lines of its IIN, all posted (clean orders).
         own = {eid for _, d in plan for eid in d["entry_ids"] if eid.startswith(d["notification_id"] + "/")}
-        worker = stack.worker("w1").start()
-        worker.wait_ready()
+        workers = [stack.worker("w1").start(), stack.worker("w2").start()]
+        for w in workers:
+            w.wait_ready()
+        time.sleep(3)  # both members joined: the group has split the partitions
 
         def feed():
             by_order = defaultdict(list)
@@ -337,24 +339,29 @@ def test_sigkill_mid_stream_one_reversal_per_entry(broker, tmp_path):
                     send_decision(stack, d)
                 if i % 8 == 7:
                     stack.flush()
-                    time.sleep(0.25)
+                    time.sleep(0.6)
             stack.flush()
 
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
         kills = []
-        for share in (0.25, 0.6):
+        handled = []
+        # Each kill moves the victim's partitions to the other worker (after the session timeout) and
+        # back when it returns: its state follows through the changelog both ways.
+        for share, victim in ((0.2, workers[0]), (0.55, workers[1])):
             threshold = int(len(ids) * share)
             out.wait_for(lambda o: len(o.results_by_id) >= threshold, timeout=120,
-                         what=f"{threshold} refund results", workers=[worker])
-            worker.kill()
-            out.drain(quiet_s=1.0)
+                         what=f"{threshold} refund results", workers=workers)
+            handled.append(victim.metric("esep_ledger_records_total", 'input="refund-decisions"'))
+            victim.kill()
             kills.append(len(out.results_by_id))
+            out.poll(1.0)
             check_conservation(out)
-            worker.start()
+            time.sleep(7)  # past the session timeout: the survivor takes the victim's partitions
+            victim.start()
         feeder.join(60)
         out.wait_for(lambda o: set(o.results_by_id) >= ids, timeout=150, what="every refund result",
-                     workers=[worker])
+                     workers=workers)
         out.drain(quiet_s=2.0)
 
         entries, reversals, refunds = check_conservation(out)
@@ -377,12 +384,15 @@ def test_sigkill_mid_stream_one_reversal_per_entry(broker, tmp_path):
                     assert reason == codes.ENTRY_NOT_FOUND, (rid, eid)
             assert (r["status"] == "applied") == bool(mine)
         emitted = len(out.values(out.t.posted_reversals))
-        assert kills[0] < len(ids), "the first kill came mid-stream"
+        assert kills[-1] < len(ids), f"the kills came mid-stream: {kills} of {len(ids)}"
+        assert all(n > 0 for n in handled), f"each worker took refund decisions before its kill: {handled}"
         print(f"kill test: {len(ids)} decisions, {len(plan) - len(ids)} repeats, kills after {kills} results; "
               f"{len(reversals)} entries reversed once ({emitted} reversal records emitted, "
               f"{len(out.values(out.t.decision_results))} results emitted for {len(results)} decisions); "
-              f"{sum(1 for r in results.values() if r['status'] == 'rejected')} rejected")
-        worker.stop()
+              f"{sum(1 for r in results.values() if r['status'] == 'rejected')} rejected; "
+              f"refund decision records each worker handled before its kill {handled}")
+        for w in workers:
+            w.stop()
     finally:
         out.close()
         stack.close()
