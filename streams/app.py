@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from .assignor import StaticMemberAssignor
 from .lifecycle import Lifecycle
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
+from .recipients_agent import install_recipients
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
@@ -75,6 +76,8 @@ class Runtime:
         self.ready = asyncio.Event()
         self.changed_iins: set[str] = set()
         self.registry_changed = asyncio.Event()
+        # The other ledgers' handlers of registry changes (the recipients' records follow a person).
+        self.registry_listeners: list[Callable[[set[str]], None]] = []
         sink = FaustSink(app)
         # One cache and one write-buffer budget for every store of this worker (tables/budget.py).
         use_budget(StoreBudget(s.store_cache_mb, s.store_write_buffer_mb))
@@ -129,6 +132,8 @@ class Runtime:
     def on_registry_change(self, iins) -> None:
         self.changed_iins.update(iins)
         self.registry_changed.set()
+        for listener in self.registry_listeners:
+            listener(iins)
 
     def on_registry_caught_up(self) -> None:
         # The persons loaded before ready (the whole registry at a first start) are not reported
@@ -315,4 +320,10 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
         runtime.processor.forget_partitions(
             tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications)
 
+    recipients = install_recipients(app, settings, bootstrap, runtime)  # the second ledger (contract, Part 2)
+    # Refunds of posted contributions: its own agent over posted.contributions and fund.refund-decisions.
+    from .reversals_agent import install_reversals
+
+    runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now,
+                                          recipients=recipients, lifecycle=lifecycle)
     return app, runtime

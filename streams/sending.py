@@ -168,3 +168,12 @@ async def record_decisions(sink: Sink, store: DecisionStore, topic: str, outcome
     store.put([outcomes[i].record for i in written], [outcomes[i].encoded for i in written],
               next_offsets_of(meta for i in written for meta in acks[i]))
     return refused
+
+
+async def write_changelog(sink: Sink, records: list[OutputRecord], store, stage: str,
+                          backoff_s: float = 0.5) -> None:
+    """State changes of a keyed ledger: to their compacted changelog first, acknowledged, then into
+    the local store (its `apply`) with the changelog offsets they got, so a restore resumes exactly
+    after them."""
+    metas = await send_all(sink, records, stage, backoff_s)
+    store.apply([(r.key.decode(), r.value) for r in records], next_offsets_of(metas))

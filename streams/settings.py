@@ -22,6 +22,19 @@ DEFAULT_TOPICS = {
     "registry_changes": "registry.changes",
     "decisions": "esep.decisions",
     "registry_history": "esep.registry-history",
+    # The recipients ledger (contract, Part 2).
+    "payment_decisions": "fund.payment-decisions",
+    "payment_transfers": "fund.payment-transfers",
+    "decision_results": "fund.decision-results",
+    "recipient_accounts": "recipients.accounts",
+    "social_payments": "posted.social-payments",
+    "overpayments": "fund.overpayments",
+    "recipients_state": "esep.recipients-state",
+    # Refunds of posted contributions (contract Part 2; the reversals agent).
+    "refund_decisions": "fund.refund-decisions",
+    "posted_reversals": "posted.reversals",
+    "refunds_reversals": "refunds.reversals",
+    "reversals_state": "esep.reversals-state",
 }
 PENDING_MODES = holds.MODES
 
@@ -86,6 +99,17 @@ class Topics:
     registry_changes: str
     decisions: str
     registry_history: str
+    payment_decisions: str
+    payment_transfers: str
+    decision_results: str
+    recipient_accounts: str
+    social_payments: str
+    overpayments: str
+    recipients_state: str
+    refund_decisions: str
+    posted_reversals: str
+    refunds_reversals: str
+    reversals_state: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":

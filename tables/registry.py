@@ -30,16 +30,42 @@ from .rocks import new_batch, open_store, put_offset, read_offsets
 log = logging.getLogger("esep.registry")
 PERSON_PREFIX = b"p/"
 LOAD_GC_THRESHOLD = 100_000
-
+# Records are encoded in format 2 (the clause 12 fields appended) from the partition's first record:
+# a partition without this mark was stored in format 1 (names and dates) and is read again.
+FORMAT_PREFIX = b"\x00format2/"
 
 
 def encode_person(p: RegistryPerson) -> bytes:
-    # orjson writes dates as YYYY-MM-DD itself: the same bytes as isoformat(), at a quarter of the cost.
-    return orjson.dumps([p.surname, p.name, p.patronymic, p.birth_date, p.death_date])
+    """Matching fields first (posting reads only those), then what the recipients' record of
+    clause 12 also shows: sex, citizenship, updated_at, document, address."""
+    doc = p.document
+    addr = p.address
+    return orjson.dumps(
+        [p.surname, p.name, p.patronymic, p.birth_date,
+         p.death_date,
+         p.sex, p.citizenship, p.updated_at,
+         None if doc is None else [doc.kind, doc.series, doc.number,
+                                   doc.issued_on, doc.issuer],
+         None if addr is None else [addr.text, addr.postal_index]]
+    )
 
 
 def decode_person(raw: bytes) -> Person:
-    return Person(*orjson.loads(raw))
+    return Person(*orjson.loads(raw)[:5])
+
+
+def decode_person_view(raw: bytes) -> dict:
+    """The person as `rules.recipients` reads a registry record: a dict with the fields the stored
+    record has (a format 1 record has names and dates only, and says nothing of the rest)."""
+    v = orjson.loads(raw)
+    out = {"surname": v[0], "name": v[1], "patronymic": v[2], "birth_date": v[3], "death_date": v[4]}
+    if len(v) > 5:
+        doc, addr = v[8], v[9]
+        out.update(sex=v[5], citizenship=v[6], updated_at=v[7],
+                   document=None if doc is None else dict(zip(("kind", "series", "number", "issued_on", "issuer"),
+                                                              doc)),
+                   address=None if addr is None else {"text": addr[0], "postal_index": addr[1]})
+    return out
 
 
 class RegistryStore:
@@ -54,8 +80,19 @@ class RegistryStore:
         values = self.db.get([PERSON_PREFIX + i.encode() for i in iins])
         return {i: (decode_person(v) if v is not None else None) for i, v in zip(iins, values)}
 
+    def get_views(self, iins: list[str]) -> dict[str, dict | None]:
+        """Full records (`decode_person_view`) for the recipients ledger."""
+        if not iins:
+            return {}
+        values = self.db.get([PERSON_PREFIX + i.encode() for i in iins])
+        return {i: (decode_person_view(v) if v is not None else None) for i, v in zip(iins, values)}
+
     def offsets(self, partitions: list[int]) -> dict[int, int]:
-        return read_offsets(self.db, partitions)
+        """Where to resume each partition; a partition stored in format 1 starts again from the
+        beginning (the topic is compacted: every person comes again, in format 2)."""
+        marks = self.db.get([FORMAT_PREFIX + str(p).encode() for p in partitions]) if partitions else []
+        current = [p for p, m in zip(partitions, marks) if m is not None]
+        return read_offsets(self.db, current)
 
     def apply(self, puts: dict[str, bytes | None], next_offsets: dict[int, int]) -> None:
         batch = new_batch()
@@ -66,6 +103,7 @@ class RegistryStore:
                 batch.put(PERSON_PREFIX + iin.encode(), value)
         for partition, offset in next_offsets.items():
             put_offset(batch, partition, offset)
+            batch.put(FORMAT_PREFIX + str(partition).encode(), b"")
         self.db.write(batch)
 
     def estimated_count(self) -> int:
