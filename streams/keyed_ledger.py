@@ -332,6 +332,7 @@ class KeyedLedgerProcessor:
         for rec in batch:
             k = (rec.topic, rec.partition)
             self.next_offsets[k] = max(self.next_offsets.get(k, 0), rec.offset + 1)
+        metrics.ledger_batches.labels(self.name).observe(len(batch))
         for (label, outcome), n in summary.outcomes.items():
             metrics.ledger_records.labels(label, outcome).inc(n)
         self.ledger.observe(summary)
