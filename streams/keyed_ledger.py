@@ -465,10 +465,10 @@ class KeyedLedgerProcessor:
     def owned_restored(self) -> set[int]:
         return self.restored & set(self.owned_partitions())
 
-    async def tick(self) -> int:
-        """Give `Ledger.on_due` the entries whose due time passed, in owned partitions."""
+    async def tick(self, horizon: datetime | None = None) -> int:
+        """Give `Ledger.on_due` the entries due by `horizon` (default: now), in owned partitions."""
         async with self.lock:
-            keys = self.due_keys(self.clock(), self.owned_restored())
+            keys = self.due_keys(horizon or self.clock(), self.owned_restored())
             if not keys:
                 return 0
             return await self._touch(keys, self.ledger.on_due)

@@ -147,7 +147,8 @@ class RecipientsLedger:
         keep: list[Held] = []
         now = ctx.now.timestamp()
         for h in ks.held:
-            final = now >= h.cutoff
+            # With the hold switched off since they were held, nothing waits any longer.
+            final = now >= h.cutoff or not self.hold.enabled
             if due_only and not final:
                 keep.append(h)
                 continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import faust
 from faust.exceptions import ConsumerNotStarted
@@ -73,7 +73,8 @@ class RecipientsRuntime:
     async def tick(self) -> None:
         """Held payments past their cut-off; accounts of persons changed in the registry; gauges."""
         p = self.processor
-        await p.tick()
+        # With the hold off, payments held before it was switched off are decided now.
+        await p.tick(None if self.ledger.hold.enabled else datetime.max.replace(tzinfo=timezone.utc))
         if self.changed_iins:
             changed, self.changed_iins = self.changed_iins, set()
             keys = state_keys_of(sorted(changed))
