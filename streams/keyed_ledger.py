@@ -129,12 +129,14 @@ class Entry:
     pending: bool = False  # outbox not known to be acknowledged: re-send at restore
     changed: bool = False
     fresh_outbox: bool = False  # the outbox was reset in this write
+    resent: set[str] = field(default_factory=set)  # ids re-emitted from the outbox in this batch
 
     def emit(self, rid: str, outputs: list[Output]) -> None:
         if not self.fresh_outbox:
-            # Earlier writes' outputs were acknowledged before this batch began (unless pending).
+            # Earlier writes' outputs were acknowledged before this batch began (unless pending),
+            # except those this batch re-emits for a redelivery: not acknowledged yet.
             if not self.pending:
-                self.outbox = {}
+                self.outbox = {k: v for k, v in self.outbox.items() if k in self.resent}
             self.fresh_outbox = True
         if outputs:
             self.outbox[rid] = list(outputs)
@@ -299,6 +301,8 @@ class KeyedLedgerProcessor:
             if it.rid is not None and it.rid in entry.src:
                 if entry.src[it.rid] == pos:
                     again = entry.outbox.get(it.rid)
+                    if again:
+                        entry.resent.add(it.rid)
                     outputs.extend(o.restamped(ctx.stamp).record() for o in again or ())
                     summary.outcomes[(it.kind.label, "redelivered" if again else "redelivered_acked")] += 1
                 else:

@@ -20,6 +20,7 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 
 from monitoring import metrics
+from rules.codes import PAYMENT_TYPES
 from tables.changelog import ChangelogReader
 
 from .keyed_ledger import KeyedLedgerProcessor, open_ledger_store
@@ -91,7 +92,7 @@ class RecipientsRuntime:
         p = self.processor
         owned = p.owned_restored()
         totals = p.totals(owned)
-        for ptype in metrics_types():
+        for ptype in PAYMENT_TYPES:
             metrics.overpaid_outstanding.labels(ptype).set(totals.get(f"outstanding:{ptype}", 0) / 100)
         metrics.held_transfers.set(totals.get("held", 0))
         now = time.time()
@@ -103,12 +104,6 @@ class RecipientsRuntime:
                 done = p.next_offsets.get((tp.topic, tp.partition))
                 if high is not None and done is not None:
                     metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
-
-
-def metrics_types() -> tuple[str, ...]:
-    from rules.codes import PAYMENT_TYPES
-
-    return PAYMENT_TYPES
 
 
 def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runtime) -> RecipientsRuntime:

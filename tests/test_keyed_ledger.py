@@ -302,3 +302,18 @@ async def test_a_partition_that_went_away_and_came_back_is_read_again(tmp_path, 
     assert [(o["id"], o["balance"]) for o in outs(sink)] == [("a", 100), ("b", 150), ("c", 151)]
     w1.close()
     w2.close()
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_reemitted_beside_a_new_record_keeps_its_outbox(worker, sink):
+    """Crash after A's record; the redelivery re-emits A beside a new B of the same key and crashes
+    again before sending: the next redelivery must still find A's outputs."""
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await worker.proc.process([rec(0, "a", amount=100)])
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await worker.proc.process([rec(0, "a", amount=100), rec(1, "b", amount=5)])
+    await worker.proc.process([rec(0, "a", amount=100), rec(1, "b", amount=5)])
+    assert [(o["id"], o["balance"]) for o in outs(sink)] == [("a", 100), ("b", 105)]
+    assert worker.ledger.decided == ["a", "b"]
