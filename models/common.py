@@ -5,7 +5,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from rules.money import parse_amount
+from rules.money import format_tiyn, parse_amount
+
+from .bounds import MAX_AMOUNT_CHARS, MAX_TOTAL_TIYN
 
 SCHEMA_VERSION = 1
 
@@ -19,18 +21,22 @@ def _positive_amount(value: str) -> str:
         raise ValueError("must be a decimal string with at most two decimals, e.g. \"4250.00\"")
     if tiyn <= 0:
         raise ValueError("must be positive")
+    if tiyn > MAX_TOTAL_TIYN:
+        raise ValueError(f"must be at most {format_tiyn(MAX_TOTAL_TIYN)} (bounds)")
     return value
 
 
 PositiveAmount = Annotated[
     str,
     AfterValidator(_positive_amount),
-    Field(description="tenge as a decimal string with at most two decimals", examples=["59000.00"]),
+    Field(max_length=MAX_AMOUNT_CHARS, examples=["59000.00"],
+          description=f"tenge as a decimal string with at most two decimals, above zero and at most "
+                      f"{format_tiyn(MAX_TOTAL_TIYN)}"),
 ]
 OutputAmount = Annotated[
     str, Field(pattern=OUTPUT_AMOUNT_PATTERN, description="tenge, exactly two decimals", examples=["4250.00"])
 ]
-Iin = Annotated[str, Field(description="IIN or BIN: 12 digits", examples=["870314312348"])]
+Iin = Annotated[str, Field(pattern=r"^[0-9]{12}$", description="IIN or BIN: 12 digits", examples=["870314312348"])]
 Period = Annotated[str, Field(description="YYYY-MM", examples=["2026-10"])]
 
 

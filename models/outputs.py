@@ -6,32 +6,35 @@ from typing import Literal
 
 from pydantic import Field
 
+from rules import codes
+from rules.person_changes import TRACKED_FIELDS
+
 from .common import Iin, OutputAmount, OutputModel, Period
 
-OrderReason = Literal["KNP_NOT_ACCEPTED", "TOTAL_MISMATCH", "CURRENCY_NOT_ACCEPTED", "DUPLICATE_LINE_NO"]
-LineReason = Literal[
-    "INVALID_IIN",
-    "IIN_NOT_FOUND",
-    "NAME_MISMATCH",
-    "BIRTH_DATE_MISMATCH",
-    "DECEASED",
-    "PERIOD_INVALID",
-    "AMOUNT_INVALID",
-]
+# The enumerations come from the rules' one home of each code (rules/codes.py, rules/person_changes.py).
+SchemaVersion = Literal[codes.SCHEMA_VERSION]
+OrderReason = Literal[codes.ORDER_REASONS]
+LineReason = Literal[codes.LINE_REASONS]
+ErrorKind = Literal[codes.ERROR_KINDS]
+TrackedField = Literal[TRACKED_FIELDS]
+EntryKind = Literal[tuple(codes.CONTRIBUTION_KNPS.values())]
+ContributionKnp = Literal[tuple(codes.CONTRIBUTION_KNPS)]
+RefundKnp = Literal[tuple(codes.REFUND_KNPS.values())]
+OrderStatus = Literal[codes.ORDER_STATUSES]
 
 
 class PostedContribution(OutputModel):
     """`posted.contributions` (key: IIN): one entry per posted line."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     entry_id: str = Field(description="<notification_id>/<line_no>: deterministic, for de-duplication")
     iin: Iin
     surname: str
     name: str
     patronymic: str | None
     birth_date: str
-    kind: Literal["contribution", "penalty"]
-    knp: Literal["012", "017"]
+    kind: EntryKind
+    knp: ContributionKnp
     amount: OutputAmount
     period: Period
     document_number: str
@@ -43,7 +46,7 @@ class PostedContribution(OutputModel):
     payer_bin_iin: str
     recipient_name: str
     total_amount: OutputAmount
-    status: Literal["posted"]
+    status: Literal[codes.STATUS_POSTED]
 
 
 class RefundPayer(OutputModel):
@@ -67,14 +70,14 @@ class RefundLine(OutputModel):
 class Refund(OutputModel):
     """`refunds.to-payers` (key: notification_id): at most one refund order per notification."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     refund_id: str = Field(description="<notification_id>/refund")
     notification_id: str
     payer: RefundPayer
     document_number: str
     document_date: str
     knp: str
-    refund_knp: Literal["026", "094"] | None
+    refund_knp: RefundKnp | None
     scope: Literal["order", "lines"]
     reason: OrderReason | None
     amount: OutputAmount
@@ -85,9 +88,9 @@ class Refund(OutputModel):
 class OrderResult(OutputModel):
     """`orders.results` (key: notification_id): one per notification once every line is decided."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     notification_id: str
-    status: Literal["posted", "partially_refunded", "refunded"]
+    status: OrderStatus
     lines_total: int
     lines_posted: int
     lines_refunded: int
@@ -99,14 +102,14 @@ class OrderResult(OutputModel):
 class DeadLetter(OutputModel):
     """`errors.dead-letters` (key: as received)."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     source_topic: str
     partition: int
     offset: int
     key: str | None = Field(description="base64 of the key as received, or null")
     value: str | None = Field(description="base64 of the value as received (null for a tombstone)")
     error: str
-    error_kind: Literal["not_json", "not_utf8", "schema"]
+    error_kind: ErrorKind
     received_at: str = Field(description="when the worker dead-lettered the record")
 
 
@@ -115,7 +118,7 @@ class DeceasedContribution(OutputModel):
     records as dead, posted (a period before the death) or refunded DECEASED; the Fund suspends
     survivor payments on it (Social Code art. 241)."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     alert_id: str = Field(description="<notification_id>/<line_no>: deterministic")
     iin: Iin
     death_date: str
@@ -125,15 +128,14 @@ class DeceasedContribution(OutputModel):
     period: Period
     amount: OutputAmount
     outcome: Literal["posted", "refunded"]
-    reason: Literal["DECEASED"] | None
+    reason: Literal[codes.DECEASED] | None
     payer_bin_iin: str
     received_at: str
     created_at: str
 
 
 class FieldChange(OutputModel):
-    field: Literal["surname", "name", "patronymic", "birth_date", "sex", "citizenship", "death_date", "document",
-                   "address"]
+    field: TrackedField
     before: str | dict | None
     after: str | dict | None
 
@@ -146,7 +148,7 @@ class ChangeSource(OutputModel):
 class PersonChange(OutputModel):
     """`registry.changes` (key: IIN): one change of a person's data (Rules, clause 6), published once."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     change_id: str = Field(description="<iin>/<version>: deterministic")
     iin: Iin
     version: int

@@ -66,6 +66,12 @@ recovery_seconds = Histogram("esep_recovery_seconds", "State recovery duration, 
 partitions_owned = Gauge("esep_partitions_owned", "Input partitions assigned to this worker", registry=REGISTRY)
 output_retries = Counter("esep_output_retries_total", "Sends that failed and were retried, by stage", ["stage"],
                          registry=REGISTRY)
+calendar_days_known_ahead = Gauge(
+    "esep_calendar_days_known_ahead",
+    "Days from today (Asia/Almaty) to the first day whose non-working days are not published in full "
+    "in the worker's calendar (a missing or provisional year); 0 or less: today's year is not known",
+    registry=REGISTRY,
+)
 worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)
 ledger_records = Counter(
     "esep_ledger_records_total",

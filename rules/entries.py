@@ -1,17 +1,19 @@
 """The output records of one decided order (contract v1), as plain dicts ready to encode.
 
-Everything here is a function of the order and its recorded decision, so that a redelivery emits
-records equal to the first emission except for the `*_at` stamps the caller passes in."""
+Everything here is a function of the order, its recorded decision and the decision's summary, so
+that a redelivery emits records equal to the first emission except for the `*_at` stamps the caller
+passes in. Amounts come from the decision (read once, in tiyn), never from the order's strings."""
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from . import codes
 from .calendar import ALMATY
+from .codes import SCHEMA_VERSION
 from .money import format_tiyn, parse_amount
-from .posting import POSTED, REFUNDED, OrderDecision, line_period
-
-SCHEMA_VERSION = 1
+from .posting import POSTED, REFUNDED, OrderDecision, OrderSummary, line_period, paired_lines
 
 
 def stamp(moment: datetime) -> str:
@@ -24,20 +26,45 @@ def business_instant(moment: datetime) -> str:
     return moment.astimezone(ALMATY).isoformat()
 
 
-def echo_amount(raw: str) -> str:
+def echo_amount(raw: str, tiyn: int | None) -> str:
     """A received amount as refunds show it: two decimals where it can be read, else as received."""
-    tiyn = parse_amount(raw)
-    if tiyn is None and isinstance(raw, str) and raw.startswith("-"):
+    if tiyn is not None:
+        return format_tiyn(tiyn)
+    if isinstance(raw, str) and raw.startswith("-"):
         negative = parse_amount(raw[1:])
         if negative is not None:
             return format_tiyn(-negative)
-    return raw if tiyn is None else format_tiyn(tiyn)
+    return raw
 
 
-def posted_entries(order, decision: OrderDecision, posted_at: str) -> list[tuple[str, dict]]:
-    """(key, entry) for every posted line."""
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The outputs of a decision: (key, record) pairs for the keyed topics, and the order's refund
+    and result once every line is decided."""
+
+    posted: list[tuple[str, dict]]
+    alerts: list[tuple[str, dict]]
+    refund: dict | None
+    result: dict | None
+
+
+def render(order, decision: OrderDecision, summary: OrderSummary, at: str,
+           lines: Collection[int] | None = None) -> Rendered:
+    """Posted entries and deceased alerts (of `lines` only, when given: the lines decided now), and,
+    once every line is decided, the refund and the result."""
+    complete = summary.status is not None
+    return Rendered(
+        posted_entries(order, decision, at, lines),
+        deceased_alerts(order, decision, at, lines),
+        refund_record(order, decision, summary, at) if complete else None,
+        order_result(order, summary, at) if complete else None,
+    )
+
+
+def posted_entries(order, decision: OrderDecision, posted_at: str,
+                   lines: Collection[int] | None = None) -> list[tuple[str, dict]]:
+    """(key, entry) for every posted line (of `lines`, when given)."""
     kind = codes.CONTRIBUTION_KNPS.get(order.knp)
-    lines = {line.line_no: line for line in order.lines}
     nid = order.notification_id
     common = {
         "document_number": order.document_number,
@@ -48,14 +75,13 @@ def posted_entries(order, decision: OrderDecision, posted_at: str) -> list[tuple
         "payer_name": order.payer.name,
         "payer_bin_iin": order.payer.bin_iin,
         "recipient_name": order.recipient_name,
-        "total_amount": format_tiyn(parse_amount(order.total_amount)),
+        "total_amount": format_tiyn(decision.total_tiyn),
         "status": "posted",
     }
     out = []
-    for d in decision.lines:
-        if d.outcome != POSTED:
+    for line, d in paired_lines(order, decision):
+        if d.outcome != POSTED or (lines is not None and d.line_no not in lines):
             continue
-        line = lines[d.line_no]
         person = d.person
         entry = {
             "schema_version": SCHEMA_VERSION,
@@ -67,7 +93,7 @@ def posted_entries(order, decision: OrderDecision, posted_at: str) -> list[tuple
             "birth_date": person.birth_date,
             "kind": kind,
             "knp": order.knp,
-            "amount": format_tiyn(parse_amount(line.amount)),
+            "amount": format_tiyn(d.tiyn),
             "period": line_period(line, order),
         }
         entry.update(common)
@@ -76,38 +102,24 @@ def posted_entries(order, decision: OrderDecision, posted_at: str) -> list[tuple
 
 
 def _refund_lines(order, decision: OrderDecision) -> list[dict]:
-    reasons = {d.line_no: d.reason for d in decision.lines if d.outcome == REFUNDED}
-    out = []
     # Lines in the order's own sequence; a duplicate line_no (a whole-order refund) repeats the reason.
-    for line in order.lines:
-        reason = reasons.get(line.line_no)
-        if reason is None:
-            continue
-        out.append(
-            {
-                "line_no": line.line_no,
-                "iin": line.iin,
-                "surname": line.surname,
-                "name": line.name,
-                "patronymic": line.patronymic,
-                "birth_date": line.birth_date,
-                "period": line_period(line, order),
-                "amount": echo_amount(line.amount),
-                "reason": reason,
-            }
-        )
-    return out
+    return [
+        {
+            "line_no": line.line_no,
+            "iin": line.iin,
+            "surname": line.surname,
+            "name": line.name,
+            "patronymic": line.patronymic,
+            "birth_date": line.birth_date,
+            "period": line_period(line, order),
+            "amount": echo_amount(line.amount, d.tiyn),
+            "reason": d.reason,
+        }
+        for line, d in paired_lines(order, decision) if d.outcome == REFUNDED
+    ]
 
 
-def refunded_tiyn(order, decision: OrderDecision) -> int:
-    """Tiyn refunded by a complete decision (held lines are not refunded yet)."""
-    if decision.order_reason is not None:
-        return parse_amount(order.total_amount)
-    lines = {line.line_no: line for line in order.lines}
-    return sum(parse_amount(lines[d.line_no].amount) for d in decision.lines if d.outcome != POSTED)
-
-
-def refund_record(order, decision: OrderDecision, created_at: str) -> dict | None:
+def refund_record(order, decision: OrderDecision, summary: OrderSummary, created_at: str) -> dict | None:
     """The refund order of a notification, or None when every line is posted."""
     lines = _refund_lines(order, decision)
     whole = decision.order_reason is not None
@@ -125,46 +137,38 @@ def refund_record(order, decision: OrderDecision, created_at: str) -> dict | Non
         "refund_knp": codes.REFUND_KNPS.get(order.knp),
         "scope": "order" if whole else "lines",
         "reason": decision.order_reason,
-        "amount": format_tiyn(refunded_tiyn(order, decision)),
+        "amount": format_tiyn(summary.refunded_tiyn),
         "lines": lines,
         "created_at": created_at,
     }
 
 
-def order_result(order, decision: OrderDecision, decided_at: str) -> dict:
+def order_result(order, summary: OrderSummary, decided_at: str) -> dict:
     """The reconciliation record: counts lines and conserves the order's total."""
-    total = parse_amount(order.total_amount)
-    refunded = refunded_tiyn(order, decision)
-    posted = len(decision.posted)
-    lines_total = len(order.lines)
-    if decision.order_reason is None and posted == lines_total:
-        status = "posted"
-    elif posted == 0:
-        status = "refunded"
-    else:
-        status = "partially_refunded"
     return {
         "schema_version": SCHEMA_VERSION,
         "notification_id": order.notification_id,
-        "status": status,
-        "lines_total": lines_total,
-        "lines_posted": posted,
-        "lines_refunded": lines_total - posted,
-        "amount_posted": format_tiyn(total - refunded),
-        "amount_refunded": format_tiyn(refunded),
+        "status": summary.status,
+        "lines_total": summary.lines_total,
+        "lines_posted": summary.lines_posted,
+        "lines_refunded": summary.lines_refunded,
+        "amount_posted": format_tiyn(summary.posted_tiyn),
+        "amount_refunded": format_tiyn(summary.refunded_tiyn),
         "decided_at": decided_at,
     }
 
 
-def deceased_alerts(order, decision: OrderDecision, created_at: str) -> list[tuple[str, dict]]:
-    """(key, alert) for every decided line naming a person the registry records as dead, posted
-    (a period before the death) or refunded DECEASED: the Fund suspends survivor payments on it."""
-    lines = {line.line_no: line for line in order.lines}
+def deceased_alerts(order, decision: OrderDecision, created_at: str,
+                    lines: Collection[int] | None = None) -> list[tuple[str, dict]]:
+    """(key, alert) for every decided line (of `lines`, when given) naming a person the registry
+    records as dead, posted (a period before the death) or refunded DECEASED: the Fund suspends
+    survivor payments on it."""
     out = []
-    for d in decision.lines:
+    for line, d in paired_lines(order, decision):
         if d.person is None or d.person.death_date is None or d.outcome not in (POSTED, REFUNDED):
             continue
-        line = lines[d.line_no]
+        if lines is not None and d.line_no not in lines:
+            continue
         out.append((line.iin, {
             "schema_version": SCHEMA_VERSION,
             "alert_id": f"{order.notification_id}/{d.line_no}",
@@ -174,7 +178,7 @@ def deceased_alerts(order, decision: OrderDecision, created_at: str) -> list[tup
             "line_no": d.line_no,
             "knp": order.knp,
             "period": line_period(line, order),
-            "amount": format_tiyn(parse_amount(line.amount)),
+            "amount": format_tiyn(d.tiyn),
             "outcome": "posted" if d.outcome == POSTED else "refunded",
             "reason": d.reason,
             "payer_bin_iin": order.payer.bin_iin,

@@ -1,17 +1,24 @@
 """Posting decisions for one credit notification: whole-order checks, then line checks and the
-registry match. Pure: the caller supplies the registry view of every IIN the order names."""
+registry match. Pure: the caller supplies the registry view of every IIN the order names and the
+business calendar.
+
+Amounts are read here once, at the edge, into integer tiyn that the decision carries: everything
+rendered from a decision (entries, refunds, results, metrics) counts with those, via `summarize`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING
 
 from . import codes
-from .calendar import default_calendar
 from .dates import format_period, parse_period
 from .iin import is_valid_iin
 from .money import parse_amount
 from .names import normalize_name
+
+if TYPE_CHECKING:
+    from .calendar import BusinessCalendar
 
 POSTED = "P"
 REFUNDED = "R"
@@ -40,12 +47,16 @@ class LineDecision:
     # The registry's record at decision time (posted lines, and refunded ones of a deceased person):
     # re-emissions must not depend on later registry changes.
     person: Person | None = None
+    tiyn: int | None = None  # the line's amount; None when it cannot be read (the order is TOTAL_MISMATCH)
 
 
 @dataclass(frozen=True, slots=True)
 class OrderDecision:
+    """One decision per line, in the order's own line sequence (duplicate line numbers included)."""
+
     order_reason: str | None
     lines: tuple[LineDecision, ...]
+    total_tiyn: int | None = None  # the order's total_amount; None only in records of format 1
 
     @property
     def posted(self) -> tuple[LineDecision, ...]:
@@ -65,7 +76,22 @@ class OrderDecision:
         return all(d.outcome != HELD for d in self.lines)
 
 
-def order_check(order) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """An order's amounts in tiyn, read once: one per line in sequence (None: unreadable), and the total."""
+
+    lines: tuple[int | None, ...]
+    total: int
+
+
+def read_amounts(order) -> Amounts:
+    total = parse_amount(order.total_amount)
+    if total is None:  # the model admits only readable totals: a caller passed something else
+        raise ValueError("total_amount is not an amount")
+    return Amounts(tuple(parse_amount(line.amount) for line in order.lines), total)
+
+
+def order_check(order, amounts: Amounts) -> str | None:
     """The first whole-order check that fails, or None."""
     if order.knp not in codes.CONTRIBUTION_KNPS:
         return codes.KNP_NOT_ACCEPTED
@@ -74,15 +100,7 @@ def order_check(order) -> str | None:
     line_nos = [line.line_no for line in order.lines]
     if len(set(line_nos)) != len(line_nos):
         return codes.DUPLICATE_LINE_NO
-    if not order.lines:
-        return codes.TOTAL_MISMATCH
-    total = 0
-    for line in order.lines:
-        tiyn = parse_amount(line.amount)
-        if tiyn is None:
-            return codes.TOTAL_MISMATCH
-        total += tiyn
-    if total != parse_amount(order.total_amount):
+    if not order.lines or None in amounts.lines or sum(amounts.lines) != amounts.total:
         return codes.TOTAL_MISMATCH
     return None
 
@@ -92,14 +110,14 @@ def line_period(line, order) -> str | None:
     return line.period if line.period is not None else order.period
 
 
-def static_line_check(line, order, receipt_month: tuple[int, int]) -> str | None:
+def static_line_check(line, order, tiyn: int, receipt_month: tuple[int, int]) -> str | None:
     """Checks that need no registry: check digit, period, amount."""
     if not is_valid_iin(line.iin):
         return codes.INVALID_IIN
     period = parse_period(line_period(line, order))
     if period is None or period > receipt_month:
         return codes.PERIOD_INVALID
-    if parse_amount(line.amount) == 0:
+    if tiyn == 0:
         return codes.AMOUNT_INVALID
     return None
 
@@ -126,34 +144,37 @@ def registry_check(line, person: Person | None, period: tuple[int, int]) -> str 
     return None
 
 
-def _line_outcome(line, order, person: Person | None, hold: bool) -> LineDecision:
+def _line_outcome(line, order, person: Person | None, hold: bool, tiyn: int | None) -> LineDecision:
     reason = registry_check(line, person, parse_period(line_period(line, order)))
     if reason is None:
-        return LineDecision(line.line_no, POSTED, None, person)
+        return LineDecision(line.line_no, POSTED, None, person, tiyn)
     if hold and reason in codes.REGISTRY_LAG_REASONS:
-        return LineDecision(line.line_no, HELD, reason)
+        return LineDecision(line.line_no, HELD, reason, None, tiyn)
     # A deceased person's record is kept with the refund: the Fund is alerted from it.
-    return LineDecision(line.line_no, REFUNDED, reason, person if reason == codes.DECEASED else None)
+    return LineDecision(line.line_no, REFUNDED, reason, person if reason == codes.DECEASED else None, tiyn)
 
 
-def decide_order(order, persons: Mapping[str, Person | None], hold: bool = False) -> OrderDecision:
+def decide_order(order, persons: Mapping[str, Person | None], calendar: BusinessCalendar,
+                 hold: bool = False) -> OrderDecision:
     """Decide every line of `order`; `persons` maps each IIN of the order to its registry record
     (missing or None: not in the registry). With `hold`, a line that fails only on what a late
     registry record can cure (IIN_NOT_FOUND, NAME_MISMATCH, BIRTH_DATE_MISMATCH) is HELD instead."""
-    order_reason = order_check(order)
+    amounts = read_amounts(order)
+    order_reason = order_check(order, amounts)
     if order_reason is not None:
-        return OrderDecision(
-            order_reason, tuple(LineDecision(line.line_no, REFUNDED, order_reason) for line in order.lines)
-        )
-    receipt_month = default_calendar().month_of(order.received_at)
+        return OrderDecision(order_reason, tuple(
+            LineDecision(line.line_no, REFUNDED, order_reason, None, tiyn)
+            for line, tiyn in zip(order.lines, amounts.lines)
+        ), amounts.total)
+    receipt_month = calendar.month_of(order.received_at)
     decisions = []
-    for line in order.lines:
-        reason = static_line_check(line, order, receipt_month)
+    for line, tiyn in zip(order.lines, amounts.lines):
+        reason = static_line_check(line, order, tiyn, receipt_month)
         if reason is None:
-            decisions.append(_line_outcome(line, order, persons.get(line.iin), hold))
+            decisions.append(_line_outcome(line, order, persons.get(line.iin), hold, tiyn))
         else:
-            decisions.append(LineDecision(line.line_no, REFUNDED, reason))
-    return OrderDecision(None, tuple(decisions))
+            decisions.append(LineDecision(line.line_no, REFUNDED, reason, None, tiyn))
+    return OrderDecision(None, tuple(decisions), amounts.total)
 
 
 def recheck_held(order, decision: OrderDecision, persons: Mapping[str, Person | None],
@@ -163,20 +184,72 @@ def recheck_held(order, decision: OrderDecision, persons: Mapping[str, Person | 
     check's reason. Lines already decided never change."""
     if not decision.held:
         return decision
-    lines = {line.line_no: line for line in order.lines}
     out = []
-    for d in decision.lines:
+    for line, d in paired_lines(order, decision):
         if d.outcome != HELD:
             out.append(d)
             continue
-        line = lines[d.line_no]
-        out.append(_line_outcome(line, order, persons.get(line.iin), hold=not final))
-    return OrderDecision(decision.order_reason, tuple(out))
+        out.append(_line_outcome(line, order, persons.get(line.iin), not final, d.tiyn))
+    return OrderDecision(decision.order_reason, tuple(out), decision.total_tiyn)
 
 
-def hold_cutoff(received_at: datetime, margin: timedelta) -> datetime:
-    """When a held line must be decided: `margin` before the receipt's business-day deadline."""
-    return default_calendar().receipt_deadline(received_at) - margin
+def with_amounts(order, decision: OrderDecision) -> OrderDecision:
+    """A decision read from a record of format 1 (before amounts were recorded), with its amounts."""
+    if decision.total_tiyn is not None:
+        return decision
+    amounts = read_amounts(order)
+    return OrderDecision(decision.order_reason, tuple(
+        replace(d, tiyn=tiyn) for d, tiyn in zip(decision.lines, amounts.lines)), amounts.total)
+
+
+def paired_lines(order, decision: OrderDecision):
+    """(line, its decision) in the order's sequence. A decision belongs to its order line for line:
+    anything else is a record of another order, and rendering it would be wrong."""
+    if len(order.lines) != len(decision.lines) or any(
+            line.line_no != d.line_no for line, d in zip(order.lines, decision.lines)):
+        raise ValueError(f"decision of {len(decision.lines)} lines does not belong to order "
+                         f"{order.notification_id!r} of {len(order.lines)} lines")
+    return zip(order.lines, decision.lines)
+
+
+def order_status(lines_total: int, lines_posted: int, whole_order_refund: bool) -> str:
+    """Every line posted is `posted`, none posted is `refunded`, else `partially_refunded` (contract)."""
+    if not whole_order_refund and lines_posted == lines_total:
+        return codes.STATUS_POSTED
+    if lines_posted == 0:
+        return codes.STATUS_REFUNDED
+    return codes.STATUS_PARTIAL
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """An order's decision counted once: what its entries, refund, result and metrics are made of."""
+
+    lines_total: int
+    lines_posted: int
+    lines_refunded: int
+    lines_held: int
+    total_tiyn: int
+    posted_tiyn: int
+    refunded_tiyn: int  # a whole-order refund returns the money received: the total
+    status: str | None  # None while lines are held: no refund and no result yet
+
+
+def summarize(decision: OrderDecision) -> OrderSummary:
+    posted = [d for d in decision.lines if d.outcome == POSTED]
+    refunded = [d for d in decision.lines if d.outcome == REFUNDED]
+    held = len(decision.lines) - len(posted) - len(refunded)
+    total = decision.total_tiyn
+    whole = decision.order_reason is not None
+    posted_tiyn = sum(d.tiyn for d in posted)
+    refunded_tiyn = total if whole else sum(d.tiyn for d in refunded)
+    status = None
+    if not held:
+        status = order_status(len(decision.lines), len(posted), whole)
+        if posted_tiyn + refunded_tiyn != total:  # holds for every complete decision (order_check)
+            raise ValueError(f"amounts not conserved: {posted_tiyn} + {refunded_tiyn} != {total} tiyn")
+    return OrderSummary(len(decision.lines), len(posted), len(refunded), held, total, posted_tiyn,
+                        refunded_tiyn, status)
 
 
 def iins_to_look_up(order) -> list[str]:
@@ -188,16 +261,22 @@ __all__ = [
     "POSTED",
     "REFUNDED",
     "HELD",
+    "Amounts",
     "recheck_held",
-    "hold_cutoff",
     "Person",
     "LineDecision",
     "OrderDecision",
+    "OrderSummary",
     "decide_order",
     "order_check",
+    "order_status",
+    "paired_lines",
+    "read_amounts",
     "static_line_check",
     "registry_check",
+    "summarize",
     "iins_to_look_up",
     "line_period",
+    "with_amounts",
     "format_period",
 ]

@@ -19,7 +19,8 @@ from . import codes
 from .dates import parse_period
 from .entries import business_instant
 from .money import format_tiyn, parse_amount
-from .posting import hold_cutoff
+from .calendar import BusinessCalendar, default_calendar
+from .holds import hold_cutoff
 
 SCHEMA_VERSION = 1
 STATE_VERSION = 1
@@ -314,13 +315,15 @@ def _record(index: PostedIndex, record: RefundRecord) -> PostedIndex:
 
 def receive(index: PostedIndex, request: RefundRequest, source: tuple[int, int], *,
             risk_months: Iterable[tuple[int, int]] = (), hold_margin: timedelta | None = None,
-            now: datetime | None = None) -> tuple[PostedIndex, str, RefundRecord]:
+            now: datetime | None = None, calendar: BusinessCalendar | None = None
+            ) -> tuple[PostedIndex, str, RefundRecord]:
     """Take one refund decision record read at `source` (partition, offset).
 
     Returns the new index, what happened (DECIDED, REDELIVERED, REPEAT, WAITING) and the decision's
     record. With the hold on (`hold_margin`: how long before the receipt deadline the hold ends) a
     decision naming an entry not yet posted waits, whole, until that cut-off of its received_at,
-    unless `now` (the worker's clock, a timer's comparison) is already past it; hold off: decided at once."""
+    unless `now` (the worker's clock, a timer's comparison) is already past it; hold off: decided at once.
+    `calendar`: the business calendar of the deadline (the worker passes the one it loaded)."""
     if request.iin != index.iin:
         raise ValueError("a refund decision is decided against its own IIN's index")
     if hold_margin is not None and now is None:
@@ -332,7 +335,7 @@ def receive(index: PostedIndex, request: RefundRequest, source: tuple[int, int],
             return index, REPEAT, known
         return index, (WAITING if known.waiting else REDELIVERED), known
     if hold_margin is not None and missing_entries(request, index):
-        cutoff = hold_cutoff(request.received_at, hold_margin)
+        cutoff = hold_cutoff(request.received_at, hold_margin, calendar or default_calendar())
         if now < cutoff:
             record = RefundRecord(request, tuple(source), None, cutoff.timestamp())
             return _record(index, record), WAITING, record

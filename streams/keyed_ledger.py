@@ -44,11 +44,11 @@ from pydantic import BaseModel, ValidationError
 
 from monitoring import metrics
 from rules import entries as stamps
+from rules.errors import classify, unprocessable
 from tables.keyed import KeyedStore
 
-from .processor import classify_parse_error, dead_letter
-from .records import InputRecord, OutputRecord, Sink
-from .sending import send_all, write_changelog
+from .records import InputRecord, OutputRecord, Sink, dead_letter
+from .sending import next_offsets_of, send_all, send_dead_letters
 
 log = logging.getLogger("esep.ledger")
 
@@ -239,6 +239,23 @@ def open_ledger_store(path) -> KeyedStore:
     return KeyedStore(path, index=entry_index, aggregate=entry_aggregate)
 
 
+async def write_changelog(sink: Sink, records: list[OutputRecord], store, stage: str, backoff_s: float = 0.5) -> None:
+    """State changes: to their compacted changelog first, acknowledged, then into the local store
+    with the changelog offsets they got (so a restore resumes exactly after them)."""
+    metas = await send_all(sink, records, stage, backoff_s)
+    store.apply([(r.key.decode(), r.value) for r in records], next_offsets_of(metas))
+
+
+async def send_outputs(sink: Sink, records: list[OutputRecord], dead_letter_topic: str, stage: str,
+                       backoff_s: float) -> None:
+    """Outputs, acknowledged; dead letters apart, so that one too large for the broker goes again
+    without its value (streams/sending.py) instead of stopping the batch."""
+    letters = [r for r in records if r.topic == dead_letter_topic]
+    others = [r for r in records if r.topic != dead_letter_topic]
+    await send_all(sink, others, stage, backoff_s)
+    await send_dead_letters(sink, letters, backoff_s)
+
+
 # ---- the processor --------------------------------------------------------------------------------------
 
 
@@ -312,8 +329,8 @@ class KeyedLedgerProcessor:
                 verdict = self.ledger.decide(entry, it, ctx)
             except Exception as exc:  # a bug must not stop the stream: the operator gets the record
                 log.exception("cannot decide %s[%d]@%d", it.record.topic, it.record.partition, it.record.offset)
-                outputs.append(dead_letter(it.record, "schema", f"unprocessable: {type(exc).__name__}: {exc}", now,
-                                           self.ledger.dead_letter_topic))
+                error_kind, message = unprocessable("decide", exc)
+                outputs.append(dead_letter(it.record, error_kind, message, now, self.ledger.dead_letter_topic))
                 summary.outcomes[(it.kind.label, "dead_letter")] += 1
                 continue
             if it.rid is not None:
@@ -330,7 +347,7 @@ class KeyedLedgerProcessor:
 
         changed = [e for e in entries.values() if e.changed]
         await self._write(changed)  # 5.
-        await send_all(self.sink, outputs, self.name, self.retry_backoff_s)  # 6.
+        await send_outputs(self.sink, outputs, self.ledger.dead_letter_topic, self.name, self.retry_backoff_s)  # 6.
         await self._settle([e for e in changed if e.pending])
         summary.outputs = len(outputs)
         for rec in batch:
@@ -350,7 +367,8 @@ class KeyedLedgerProcessor:
         except ValidationError as exc:
             value, error = None, exc
         if value is None:
-            error_kind, message = classify_parse_error(rec.value, error)
+            errors = error.errors(include_url=False, include_input=False) if error is not None else []
+            error_kind, message = classify(rec.value, errors)
             outputs.append(dead_letter(rec, error_kind, message, now, self.ledger.dead_letter_topic))
             metrics.dead_letters.labels(kind.label, error_kind).inc()
             summary.outcomes[(kind.label, "dead_letter")] += 1

@@ -1,99 +1,85 @@
-"""The posting path for a batch of credit notifications. Faust-free so that it can be driven by
-the agent, by tests and by benchmarks alike; the rules it applies live in `rules/`.
+"""The posting path for a batch of credit notifications, step by step. Faust-free so that the agent,
+the tests and the benchmarks drive the same code; the rules it applies live in `rules/`.
 
-One batch: parse -> (re)store decision partitions -> tell redeliveries and repeats apart -> decide
-the new orders -> write their decision records and await the acknowledgements -> send every output
-and await them. Only then does the caller acknowledge the input offsets. A crash anywhere in
-between redelivers the batch: already-decided orders are re-emitted from their records."""
+    1. parse        every record becomes an order, a dead letter or a re-keyed copy
+    2. restore      the decision records of the batch's partitions are local
+    3. triage       each order is new, a redelivery or a repeat (rules/triage.py)
+    4. decide       new orders are decided (rules/posting.py) and every output rendered
+                    (rules/entries.py), redeliveries from their records
+    5. record       the new decision records are written to their changelog and acknowledged
+    6. send         every output is sent and acknowledged
+    7. acknowledge  only now are the input offsets acknowledged
+
+A crash anywhere before 7 redelivers the batch: orders decided in 4-5 are then redeliveries and
+are emitted again from their records, identical. Each step checks what it promises and stops the
+batch with `InvariantBroken` when it does not hold."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections import Counter as Tally
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-import orjson
 from pydantic import ValidationError
 
 from models.notifications import CreditNotification
 from monitoring import metrics
 from rules import entries
-from rules.iin import mask_iin
-from rules.money import format_tiyn, parse_amount
-from rules.calendar import default_calendar
-from rules.posting import POSTED, REFUNDED, OrderDecision, decide_order, hold_cutoff, iins_to_look_up, recheck_held
+from rules.errors import classify, unprocessable
+from rules.holds import HoldPolicy
+from rules.posting import decide_order, iins_to_look_up, summarize, with_amounts
+from rules.triage import NEW, REDELIVERED, triage
 from tables.changelog import ChangelogReader
 from tables.decisions import DecisionRecord, DecisionStore
-from tables.registry import RegistryStore, describe_validation_error
+from tables.registry import RegistryStore
 
-from .records import InputRecord, OutputRecord, Sink, b64
-from .sending import send_all, write_changelog
+from .holding import HoldRechecker
+from .observe import BatchSummary, Decided, Observer
+from .records import InputRecord, OutputRecord, Sink, dead_letter
+from .sending import Outcome, record_decisions, render_outputs, send_dead_letters, send_isolated
 from .settings import Topics
+
+if TYPE_CHECKING:
+    from rules.calendar import BusinessCalendar
 
 log = logging.getLogger("esep.posting")
 
 Clock = Callable[[], datetime]
+Acknowledge = Callable[[Sequence[InputRecord]], Awaitable[None]]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
-class BatchSummary:
-    notifications: int = 0
-    new: int = 0
-    redelivered: int = 0
-    repeats: int = 0
-    rerouted: int = 0
-    dead_letters: int = 0
-    lines_posted: int = 0
-    lines_refunded: int = 0
-    lines_held: int = 0
-    reasons: Tally = field(default_factory=Tally)
+class InvariantBroken(RuntimeError):
+    """A step of the posting path found what it promises broken: a bug. The batch is not
+    acknowledged, and the worker stops rather than post on from a wrong state."""
 
 
-@dataclass(frozen=True)
-class HoldPolicy:
-    """The registry-lag hold: on or off, and how long before the business deadline it ends."""
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A notification that parsed, with the record it came in."""
 
-    enabled: bool = True
-    margin: timedelta = timedelta(minutes=30)
-
-    def cutoff(self, received_at: datetime) -> datetime:
-        return hold_cutoff(received_at, self.margin)
+    source: InputRecord
+    order: CreditNotification
 
 
-def classify_parse_error(raw: bytes | None, exc: ValidationError | None) -> tuple[str, str]:
-    """(error_kind, error) for a record that is not a valid notification."""
-    if raw is None:
-        return "not_json", "empty value (tombstone): a credit notification is a JSON object"
-    if exc is not None and any(e["type"] == "json_invalid" for e in exc.errors()):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            return "not_utf8", f"value is not UTF-8 (byte {err.start}: {err.reason})"
-        first = next(e for e in exc.errors() if e["type"] == "json_invalid")
-        return "not_json", first["msg"]
-    return "schema", describe_validation_error(exc)
+@dataclass(slots=True)
+class Parsed:
+    orders: list[Arrival]
+    dead_letters: list[OutputRecord]
+    rerouted: list[tuple[InputRecord, OutputRecord]]  # (as received, the copy keyed by its id)
 
 
-def dead_letter(source: InputRecord, error_kind: str, error: str, at: datetime, topic: str) -> OutputRecord:
-    value = {
-        "schema_version": 1,
-        "source_topic": source.topic,
-        "partition": source.partition,
-        "offset": source.offset,
-        "key": b64(source.key),
-        "value": b64(source.value),
-        "error": error,
-        "error_kind": error_kind,
-        "received_at": entries.stamp(at),
-    }
-    return OutputRecord(topic, source.key, orjson.dumps(value))
+@dataclass(slots=True)
+class Triaged:
+    new: list[Arrival]
+    redelivered: list[tuple[Arrival, DecisionRecord]]
+    repeats: int
 
 
 class PostingProcessor:
@@ -104,83 +90,206 @@ class PostingProcessor:
         decisions: DecisionStore,
         changelog: ChangelogReader,
         sink: Sink,
+        calendar: BusinessCalendar,
+        hold: HoldPolicy,
         clock: Clock = utc_now,
         retry_backoff_s: float = 0.5,
         owned_partitions: Callable[[], Iterable[int]] = tuple,
-        hold: HoldPolicy = HoldPolicy(enabled=False),
+        observer: Observer | None = None,
     ):
         self.topics = topics
         self.registry = registry
         self.decisions = decisions
         self.changelog = changelog
         self.sink = sink
+        self.calendar = calendar
+        self.hold = hold
         self.clock = clock
         self.retry_backoff_s = retry_backoff_s
         self.owned_partitions = owned_partitions
-        self.hold = hold
+        self.observe = observer or Observer(calendar)
         self.restored: set[int] = set()
         # Batches and hold re-checks both change decision records: one at a time.
         self.lock = asyncio.Lock()
         # Next input offset per partition once a batch is through: consumer lag is measured from it.
         self.next_offsets: dict[int, int] = {}
-        self.totals = BatchSummary()
+        self.holds = HoldRechecker(topics, registry, decisions, sink, clock, retry_backoff_s, self.observe)
 
-    def forget_partitions(self, partitions) -> None:
-        """Revoked partitions: another worker may write their decisions before we get them back."""
-        self.restored.difference_update(partitions)
+    # ---- one batch ---------------------------------------------------------------------------------
 
-    # ---- the input path --------------------------------------------------------------------------
-
-    async def process(self, batch: list[InputRecord]) -> BatchSummary:
+    async def process(self, batch: list[InputRecord], acknowledge: Acknowledge | None = None) -> BatchSummary:
         async with self.lock:
-            return await self._process(batch)
+            summary = BatchSummary(notifications=len(batch))
+            now = self.clock()
+            parsed = self.parse(batch, now)                                            # 1
+            await self.restore_for(parsed.orders)                                      # 2
+            triaged = self.triage(parsed.orders)                                       # 3
+            stamp = entries.stamp(now)
+            fresh = self.decide(triaged.new, now, stamp, parsed.dead_letters)          # 4
+            again = self.re_emit(triaged.redelivered, stamp, parsed.dead_letters)
+            fresh = await self.record(fresh, now, parsed.dead_letters)                 # 5
+            sent = await self.send(fresh + again, parsed, now)                         # 6
+            summary.new = sum(1 for o in sent if o.encoded is not None)
+            summary.redelivered = len(sent) - summary.new
+            summary.repeats, summary.rerouted = triaged.repeats, len(parsed.rerouted)
+            summary.dead_letters = len(parsed.dead_letters)
+            await self.acknowledge(batch, summary, acknowledge)                        # 7
+            self.observe.decided([o.decided for o in sent if o.decided is not None], summary, self.clock())
+            self.observe.batch(batch, summary)
+            return summary
 
-    async def _process(self, batch: list[InputRecord]) -> BatchSummary:
-        summary = BatchSummary(notifications=len(batch))
-        now = self.clock()
-        outputs: list[OutputRecord] = []
-        orders: list[tuple[InputRecord, CreditNotification]] = []
+    def parse(self, batch: Sequence[InputRecord], now: datetime) -> Parsed:
+        """1. Every record is a notification keyed by its id, a dead letter, or a record keyed by
+        something else, which is moved (unchanged) to the partition its id owns."""
+        parsed = Parsed([], [], [])
         for rec in batch:
-            order = self._parse(rec, now, outputs, summary)
-            if order is not None:
-                orders.append((rec, order))
-
-        needed = {rec.partition for rec, _ in orders} - self.restored
-        if needed:
-            await self._restore(needed)
-
-        known = self.decisions.get_many([o.notification_id for _, o in orders])
-        to_emit: list[tuple[CreditNotification, DecisionRecord]] = []
-        to_decide: list[tuple[InputRecord, CreditNotification]] = []
-        seen: set[str] = set()
-        for rec, order in orders:
-            nid = order.notification_id
-            first = known.get(nid)
-            if first is None and nid not in seen:
-                seen.add(nid)
-                to_decide.append((rec, order))
-            elif first is not None and (first.partition, first.offset) == (rec.partition, rec.offset):
-                to_emit.append((order, first))
-                summary.redelivered += 1
+            try:
+                order, moved = self._read(rec)
+            except ValidationError as exc:
+                kind, message = classify(rec.value, exc.errors(include_url=False, include_input=False))
+            except Exception as exc:  # noqa: BLE001 - a record the parser chokes on costs only itself
+                kind, message = unprocessable("reading", exc)
             else:
-                summary.repeats += 1
+                if moved is not None:
+                    parsed.rerouted.append((rec, moved))
+                else:
+                    parsed.orders.append(Arrival(rec, order))
+                continue
+            parsed.dead_letters.append(dead_letter(rec, kind, message, now, self.topics.dead_letters))
+            self.observe.dead_letter("credit-notifications", kind)
+        accounted = len(parsed.orders) + len(parsed.dead_letters) + len(parsed.rerouted)
+        if accounted != len(batch):
+            raise InvariantBroken(f"parse: {accounted} outcomes for {len(batch)} records")
+        return parsed
 
-        fresh = self._decide(to_decide, now, outputs)
-        await self._write_records([record for _, record in fresh])
-        summary.new = len(fresh)
+    @staticmethod
+    def _read(rec: InputRecord) -> tuple[CreditNotification, OutputRecord | None]:
+        """The notification, and its copy keyed by its id when the record was keyed otherwise: the
+        id owns a partition (and so its decisions), so the record moves there, unchanged."""
+        if rec.value is None:
+            raise ValidationError.from_exception_data("CreditNotification", [])
+        order = CreditNotification.model_validate_json(rec.value)
+        key = order.notification_id.encode()
+        return order, (OutputRecord(rec.topic, key, rec.value) if rec.key != key else None)
 
-        stamp = entries.stamp(self.clock())
-        for order, record in to_emit + fresh:
-            self._render(order, record.decision, stamp, outputs)
-        await self._send_all(outputs, "outputs")
-        summary.dead_letters = sum(1 for o in outputs if o.topic == self.topics.dead_letters)
+    async def restore_for(self, orders: Sequence[Arrival]) -> None:
+        """2. The decision records of every partition in the batch are in the local store."""
+        needed = {a.source.partition for a in orders}
+        if needed - self.restored:
+            await self._restore(needed - self.restored)
+        if not needed <= self.restored:
+            raise InvariantBroken(f"restore: partitions {sorted(needed - self.restored)} not restored")
+
+    def triage(self, orders: Sequence[Arrival]) -> Triaged:
+        """3. New, redelivered (same input position as the record: emit again) or repeat (nothing)."""
+        known = self.decisions.get_many([a.order.notification_id for a in orders])
+        first_seen = {nid: (r.partition, r.offset) for nid, r in known.items()}
+        kinds = triage([(a.order.notification_id, (a.source.partition, a.source.offset)) for a in orders],
+                       first_seen)
+        out = Triaged([], [], 0)
+        for arrival, kind in zip(orders, kinds, strict=True):
+            if kind == NEW:
+                out.new.append(arrival)
+            elif kind == REDELIVERED:
+                out.redelivered.append((arrival, known[arrival.order.notification_id]))
+            else:
+                out.repeats += 1
+        return out
+
+    def decide(self, new: Sequence[Arrival], now: datetime, stamp: str,
+               dead_letters: list[OutputRecord]) -> list[Outcome]:
+        """4. Decide each new order against one batched registry read, and render its outputs and
+        its decision record. An order this fails on is a dead letter (`unprocessable`), alone."""
+        if not new:
+            return []
+        iins = sorted({iin for a in new for iin in iins_to_look_up(a.order)})
+        persons = self.registry.get_many(iins)
+        fresh = []
+        for arrival in new:
+            order, source = arrival.order, arrival.source
+            try:
+                cutoff = self.hold.cutoff(order.received_at, self.calendar)
+                decision = decide_order(order, persons, self.calendar, hold=cutoff is not None and now < cutoff)
+                record = DecisionRecord(order.notification_id, source.partition, source.offset, decision)
+                if record.open:
+                    record = replace(record, order_raw=source.value, cutoff=cutoff.timestamp(),
+                                     received=order.received_at.timestamp())
+                summary = summarize(decision)
+                outputs = render_outputs(order, decision, summary, stamp, self.topics)
+                fresh.append(Outcome(source, record, record.encode(), outputs, Decided(order, decision, summary)))
+            except Exception as exc:  # noqa: BLE001 - one order's failure must not stop the others
+                dead_letters.append(self._unprocessable(source, "deciding", exc, now))
+        return fresh
+
+    def re_emit(self, redelivered: Sequence[tuple[Arrival, DecisionRecord]], stamp: str,
+                dead_letters: list[OutputRecord]) -> list[Outcome]:
+        """4'. A redelivery's outputs again, from its record: whatever the registry says by now."""
+        out = []
+        for arrival, record in redelivered:
+            try:
+                decision = with_amounts(arrival.order, record.decision)
+                outputs = render_outputs(arrival.order, decision, summarize(decision), stamp, self.topics)
+            except Exception as exc:  # noqa: BLE001
+                dead_letters.append(self._unprocessable(arrival.source, "re-emitting", exc, self.clock()))
+                continue
+            out.append(Outcome(arrival.source, record, None, outputs, None))
+        return out
+
+    async def record(self, fresh: list[Outcome], now: datetime, dead_letters: list[OutputRecord]) -> list[Outcome]:
+        """5. New decision records written to their changelog, acknowledged, and stored locally:
+        from here on the orders are decided, whatever happens to their outputs. An order whose
+        record the broker refuses for good stays undecided: a dead letter, and nothing else."""
+        refused = await record_decisions(self.sink, self.decisions, self.topics.decisions, fresh,
+                                         self.retry_backoff_s)
+        for i, exc in refused.items():
+            dead_letters.append(self._unprocessable(fresh[i].source, "recording its decision", exc, now))
+        return [o for i, o in enumerate(fresh) if i not in refused]
+
+    async def send(self, outcomes: list[Outcome], parsed: Parsed, now: datetime) -> list[Outcome]:
+        """6. Every output of the batch sent and acknowledged by the broker, one group per input
+        record, then the dead letters. A group the broker refuses for good makes its input a dead
+        letter. Returns the orders whose outputs went out."""
+        n_orders = len(outcomes)
+        groups = [o.outputs for o in outcomes] + [[copy] for _, copy in parsed.rerouted]
+        _, refused = await send_isolated(self.sink, groups, "outputs", self.retry_backoff_s)
+        for i, exc in sorted(refused.items()):
+            if i < n_orders:
+                parsed.dead_letters.append(self._unprocessable(outcomes[i].source, "sending its outputs", exc, now))
+            else:
+                source = parsed.rerouted[i - n_orders][0]
+                parsed.dead_letters.append(self._unprocessable(source, "moving it to its id's partition", exc, now))
+        await send_dead_letters(self.sink, parsed.dead_letters, self.retry_backoff_s)
+        parsed.rerouted = [r for j, r in enumerate(parsed.rerouted) if n_orders + j not in refused]
+        return [o for i, o in enumerate(outcomes) if i not in refused]
+
+    async def acknowledge(self, batch: Sequence[InputRecord], summary: BatchSummary,
+                          acknowledge: Acknowledge | None) -> None:
+        """7. Every record is accounted for exactly once, and within the batch each partition's
+        offsets increase; then the input offsets are acknowledged."""
+        accounted = summary.new + summary.redelivered + summary.repeats + summary.dead_letters + summary.rerouted
+        if accounted != len(batch):
+            raise InvariantBroken(f"acknowledge: {accounted} outcomes for {len(batch)} records")
+        last: dict[int, int] = {}
         for rec in batch:
-            self.next_offsets[rec.partition] = max(self.next_offsets.get(rec.partition, 0), rec.offset + 1)
-        decided = [(order, record.decision, {d.line_no for d in record.decision.lines}) for order, record in fresh]
-        self._observe_input(batch, summary)
-        self._observe_decided(decided, summary, self.clock())
-        self._accumulate(summary)
-        return summary
+            if rec.offset <= last.get(rec.partition, -1):
+                raise InvariantBroken(f"acknowledge: offset {rec.offset} of partition {rec.partition} "
+                                      f"comes after offset {last[rec.partition]} in one batch")
+            last[rec.partition] = rec.offset
+        for partition, offset in last.items():
+            self.next_offsets[partition] = max(self.next_offsets.get(partition, 0), offset + 1)
+        if acknowledge is not None:
+            await acknowledge(batch)
+
+    def _unprocessable(self, source: InputRecord, step: str, exc: Exception, now: datetime) -> OutputRecord:
+        """The dead letter of a valid notification a step failed on: only this record is lost to the
+        stream. The cause goes to the dead letter; the log names only the position (no personal data)."""
+        log.error("%s for the notification at %s[%d]@%d failed (%s): dead-lettered as unprocessable", step,
+                  source.topic, source.partition, source.offset, type(exc).__name__)
+        kind, message = unprocessable(step, exc)
+        self.observe.dead_letter("credit-notifications", kind)
+        return dead_letter(source, kind, message, now, self.topics.dead_letters)
+
+    # ---- partitions --------------------------------------------------------------------------------
 
     async def restore(self, partitions: set[int]) -> None:
         async with self.lock:
@@ -197,226 +306,17 @@ class PostingProcessor:
         self.restored.update(partitions)
         # Held lines are re-checked on restore: a registry change whose re-check a crash lost
         # must still post its line, and outputs a crash kept from being sent are sent now.
-        await self._recheck(set(), only_partitions=set(partitions))
+        await self.holds.recheck_locked(set(), set(partitions), restoring=True)
 
-    def _parse(self, rec: InputRecord, now, outputs, summary) -> CreditNotification | None:
-        try:
-            order = CreditNotification.model_validate_json(rec.value) if rec.value is not None else None
-        except ValidationError as exc:
-            order, error = None, exc
-        else:
-            error = None
-        if order is None:
-            kind, message = classify_parse_error(rec.value, error)
-            outputs.append(dead_letter(rec, kind, message, now, self.topics.dead_letters))
-            metrics.dead_letters.labels("credit-notifications", kind).inc()
-            return None
-        if rec.key != order.notification_id.encode():
-            # The id owns a partition (and so its decisions): move the record there, unchanged.
-            outputs.append(OutputRecord(rec.topic, order.notification_id.encode(), rec.value))
-            summary.rerouted += 1
-            return None
-        return order
-
-    def _decide(self, to_decide, now: datetime, outputs) -> list[tuple[CreditNotification, DecisionRecord]]:
-        if not to_decide:
-            return []
-        iins = sorted({iin for _, order in to_decide for iin in iins_to_look_up(order)})
-        persons = self.registry.get_many(iins)
-        fresh = []
-        for rec, order in to_decide:
-            try:
-                cutoff = self.hold.cutoff(order.received_at) if self.hold.enabled else None
-                decision = decide_order(order, persons, hold=cutoff is not None and now < cutoff)
-            except Exception as exc:  # a bug must not stop the stream: the operator gets the record
-                log.exception("cannot decide notification at %s[%d]@%d", rec.topic, rec.partition, rec.offset)
-                outputs.append(
-                    dead_letter(rec, "schema", f"unprocessable: {type(exc).__name__}: {exc}", now,
-                                self.topics.dead_letters)
-                )
-                continue
-            record = DecisionRecord(order.notification_id, rec.partition, rec.offset, decision)
-            if not decision.complete:
-                record = replace(record, order_raw=rec.value, cutoff=cutoff.timestamp(),
-                                 received=order.received_at.timestamp())
-            fresh.append((order, record))
-        return fresh
-
-    async def _write_records(self, records: list[DecisionRecord]) -> None:
-        if not records:
-            return
-        out = [OutputRecord(self.topics.decisions, r.notification_id.encode(), r.encode(), r.partition)
-               for r in records]
-        await write_changelog(self.sink, out, self.decisions, "decisions", self.retry_backoff_s)
-
-    def _render(self, order, decision: OrderDecision, stamp: str, outputs,
-                lines: set[int] | None = None) -> None:
-        """Outputs of a decision: posted entries and deceased alerts (of `lines` only, when given),
-        and, once every line is decided, the refund and the result."""
-        topics = self.topics
-        for key, entry in entries.posted_entries(order, decision, stamp):
-            if lines is None or int(entry["entry_id"].rsplit("/", 1)[1]) in lines:
-                outputs.append(OutputRecord(topics.posted_contributions, key.encode(), orjson.dumps(entry)))
-        for key, alert in entries.deceased_alerts(order, decision, stamp):
-            if lines is None or alert["line_no"] in lines:
-                outputs.append(OutputRecord(topics.deceased_alerts, key.encode(), orjson.dumps(alert)))
-        if not decision.complete:
-            return
-        nid = order.notification_id.encode()
-        refund = entries.refund_record(order, decision, stamp)
-        if refund is not None:
-            outputs.append(OutputRecord(topics.refunds, nid, orjson.dumps(refund)))
-        result = entries.order_result(order, decision, stamp)
-        outputs.append(OutputRecord(topics.order_results, nid, orjson.dumps(result)))
-
-    # ---- the hold path: registry changes, cut-offs, restores ---------------------------------------
+    def forget_partitions(self, partitions) -> None:
+        """Revoked partitions: another worker may write their decisions before we get them back."""
+        self.restored.difference_update(partitions)
 
     async def recheck(self, changed_iins: set[str]) -> int:
-        """Re-check held lines of the orders this worker owns: those naming a changed person, and
-        every held line whose cut-off has passed. Returns the number of orders updated."""
+        """Re-check held lines of the orders this worker owns (see streams/holding.py)."""
         async with self.lock:
-            return await self._recheck(changed_iins)
-
-    async def _recheck(self, changed_iins: set[str], only_partitions: set[int] | None = None) -> int:
-        now = self.clock()
-        owned = self.restored & set(self.owned_partitions()) if only_partitions is None else only_partitions
-        open_orders = self.decisions.open_orders()
-        touched = self.decisions.held_by_iin(changed_iins) if changed_iins else set()
-        due = {nid for nid, partition, cutoff, _, _, emit in open_orders
-               if partition in owned and (emit or nid in touched or cutoff <= now.timestamp()
-                                          or only_partitions is not None)}
-        self._observe_pending(open_orders, owned, now)
-        if not due:
-            return 0
-        records = self.decisions.get_many(sorted(due))
-        orders = {nid: CreditNotification.model_validate_json(r.order_raw) for nid, r in records.items()}
-        persons = self.registry.get_many(sorted({iin for o in orders.values() for iin in iins_to_look_up(o)}))
-        updated: list[tuple[CreditNotification, DecisionRecord, set[int] | None]] = []
-        for nid, record in records.items():
-            order = orders[nid]
-            final = now.timestamp() >= record.cutoff
-            decision = recheck_held(order, record.decision, persons, final=final)
-            newly = {d.line_no for d, old in zip(decision.lines, record.decision.lines) if d.outcome != old.outcome}
-            if newly:
-                updated.append((order, replace(record, decision=decision, emit_pending=True), newly))
-            elif record.emit_pending:
-                updated.append((order, record, None))  # a crash came between decision and outputs
-        if not updated:
-            return 0
-        await self._write_records([r for _, r, newly in updated if newly])
-        stamp = entries.stamp(self.clock())
-        outputs: list[OutputRecord] = []
-        for order, record, newly in updated:
-            self._render(order, record.decision, stamp, outputs, lines=newly)
-        await self._send_all(outputs, "outputs")
-        # Outputs acknowledged: the records need no re-emission; a finished order drops its copy.
-        settled = [replace(r, emit_pending=False, order_raw=r.order_raw if r.open else None) for _, r, _ in updated]
-        await self._write_records(settled)
-        summary = BatchSummary()
-        self._observe_decided([(o, r.decision, newly) for o, r, newly in updated if newly], summary, self.clock())
-        self._accumulate(summary)
-        self._observe_pending(self.decisions.open_orders(), owned, self.clock())
-        log.info("registry-lag hold: %d orders updated (%d lines posted, %d refunded), %d changed persons",
-                 len(updated), summary.lines_posted, summary.lines_refunded, len(changed_iins))
-        return len(updated)
-
-    # ---- observation -------------------------------------------------------------------------------
-
-    def _accumulate(self, summary: BatchSummary) -> None:
-        t = self.totals
-        for name in ("notifications", "new", "redelivered", "repeats", "rerouted", "dead_letters",
-                     "lines_posted", "lines_refunded", "lines_held"):
-            setattr(t, name, getattr(t, name) + getattr(summary, name))
-        t.reasons.update(summary.reasons)
-
-    def take_totals(self) -> BatchSummary:
-        """Totals since the previous call, for the periodic summary log line."""
-        totals, self.totals = self.totals, BatchSummary()
-        return totals
-
-    async def _send_all(self, records: list[OutputRecord], stage: str) -> list:
-        return await send_all(self.sink, records, stage, self.retry_backoff_s)
-
-    def _observe_input(self, batch, summary: BatchSummary) -> None:
-        metrics.batches.observe(len(batch))
-        notif = metrics.notifications
-        for outcome, n in (("decided", summary.new), ("redelivered", summary.redelivered),
-                           ("duplicate", summary.repeats), ("rerouted", summary.rerouted),
-                           ("dead_letter", summary.dead_letters)):
-            if n:
-                notif.labels(outcome).inc(n)
-        end = time.time()
-        for rec in batch:
-            if rec.timestamp_ms:
-                metrics.latency_ingest.observe(max(0.0, end - rec.timestamp_ms / 1000.0))
-
-    def _observe_decided(self, decided, summary: BatchSummary, now: datetime) -> None:
-        """Metrics of newly decided lines: (order, decision, line numbers decided now)."""
-        posted_tiyn: Tally = Tally()
-        refunded_tiyn: Tally = Tally()
-        statuses: Tally = Tally()
-        calendar = default_calendar()
-        for order, decision, newly in decided:
-            amounts = {line.line_no: line.amount for line in order.lines}
-            decided_now = 0
-            for d in decision.lines:
-                if d.line_no not in newly:
-                    continue
-                if d.outcome == POSTED:
-                    summary.lines_posted += 1
-                    posted_tiyn[order.knp] += parse_amount(amounts[d.line_no])
-                elif d.outcome == REFUNDED:
-                    summary.lines_refunded += 1
-                    summary.reasons[d.reason] += 1
-                else:
-                    summary.lines_held += 1
-                    continue
-                decided_now += 1
-            if decision.complete:
-                refunded_tiyn[order.knp] += entries.refunded_tiyn(order, decision)
-                statuses[entries.order_result(order, decision, "")["status"]] += 1
-                metrics.latency_received.observe(max(0.0, now.timestamp() - order.received_at.timestamp()))
-            if decided_now and now > calendar.receipt_deadline(order.received_at):
-                metrics.deadline_breaches.inc(decided_now)
-        if summary.lines_posted:
-            metrics.lines.labels("posted", "").inc(summary.lines_posted)
-        for reason, n in summary.reasons.items():
-            metrics.lines.labels("refunded", reason).inc(n)
-        if summary.lines_held:
-            metrics.lines.labels("held", "").inc(summary.lines_held)
-        for knp, tiyn in posted_tiyn.items():
-            metrics.amount_posted.labels(knp_label(knp)).inc(tiyn / 100)
-        for knp, tiyn in refunded_tiyn.items():
-            if tiyn:
-                metrics.amount_refunded.labels(knp_label(knp)).inc(tiyn / 100)
-        for status, n in statuses.items():
-            metrics.orders.labels(status).inc(n)
-        if decided and log.isEnabledFor(logging.DEBUG):
-            for order, decision, _ in decided:
-                log.debug("decided %s", describe_decision(order, decision))
-
-    def _observe_pending(self, open_orders, owned: set[int], now: datetime) -> None:
-        mine = [o for o in open_orders if o[1] in owned]
-        metrics.pending_lines.set(sum(o[4] for o in mine))
-        metrics.pending_oldest_age.set(max((now.timestamp() - o[3] for o in mine), default=0.0))
-        metrics.pending_next_cutoff.set(max(0.0, min((o[2] - now.timestamp() for o in mine), default=0.0)))
+            owned = self.restored & set(self.owned_partitions())
+            return await self.holds.recheck_locked(changed_iins, owned)
 
 
-def describe_decision(order, decision: OrderDecision) -> str:
-    """One line per order for debug logs: counts and reasons, refunded IINs masked."""
-    lines = {line.line_no: line for line in order.lines}
-    refunded = [f"{d.line_no}:{d.reason}:{mask_iin(lines[d.line_no].iin)}" for d in decision.refunded]
-    status = entries.order_result(order, decision, "")["status"] if decision.complete else "open"
-    head = (f"{order.notification_id} {status}: {len(decision.posted)} posted, {len(refunded)} refunded, "
-            f"{len(decision.held)} held")
-    if decision.order_reason:
-        return f"{head} ({decision.order_reason})"
-    return head + (f" [{', '.join(refunded)}]" if refunded else "")
-
-
-def knp_label(knp: str) -> str:
-    """KNP as a metric label: only the accepted codes, anything else folded (bounded cardinality)."""
-    return knp if knp in ("012", "017") else "other"
-
-
-__all__ = ["PostingProcessor", "BatchSummary", "format_tiyn"]
+__all__ = ["PostingProcessor", "BatchSummary", "InvariantBroken", "utc_now"]

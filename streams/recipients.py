@@ -21,11 +21,11 @@ from models.fund import PaymentDecision, PaymentTransfer
 from monitoring import metrics
 from rules import codes
 from rules import recipients as rr
-from rules.calendar import default_calendar
+from rules.calendar import BusinessCalendar, default_calendar
+from rules.holds import HoldPolicy
 from rules.recipients import records as rec_records
 
 from .keyed_ledger import Context, Entry, InputKind, Item, LedgerSummary, Output, Verdict
-from .processor import HoldPolicy
 from .settings import Topics
 
 log = logging.getLogger("esep.recipients")
@@ -57,10 +57,12 @@ def state_key(iin: str, payment_type: str) -> str:
 
 
 class RecipientsLedger:
-    def __init__(self, topics: Topics, persons: PersonViews, hold: HoldPolicy):
+    def __init__(self, topics: Topics, persons: PersonViews, hold: HoldPolicy,
+                 calendar: BusinessCalendar | None = None):
         self.topics = topics
         self.persons = persons
         self.hold = hold
+        self.calendar = calendar or default_calendar()
         self.changelog_topic = topics.recipients_state
         self.dead_letter_topic = topics.dead_letters
         self.decisions = InputKind(topics.payment_decisions, PaymentDecision, "payment-decisions", "d",
@@ -118,13 +120,13 @@ class RecipientsLedger:
             released = self._recheck(ks, person, ctx, due_only=False) if outcome.status == "applied" else {}
             return Verdict(self._outputs(decided.emission), released, outcome=outcome.status)
         transfer: PaymentTransfer = item.value
-        cutoff = self.hold.cutoff(transfer.received_at) if self.hold.enabled and transfer.kind == "payment" else None
+        cutoff = self.hold.cutoff(transfer.received_at, self.calendar) if transfer.kind == "payment" else None
         may_wait = cutoff is not None and ctx.now < cutoff
         decided = rr.decide_transfer(ks.state, transfer, person, ctx.stamp, hold=may_wait)
         if decided.repeat:
             return Verdict(outcome="duplicate")
         if decided.held:
-            deadline = default_calendar().receipt_deadline(transfer.received_at)
+            deadline = self.calendar.receipt_deadline(transfer.received_at)
             ks.held.append(Held(item.rid, item.record.value.decode("utf-8"), cutoff.timestamp(), deadline.timestamp()))
             metrics.fund_transfers.labels(transfer.payment_type, transfer.kind, "held", decided.outcome.reason).inc()
             return Verdict(outcome="held")
@@ -199,7 +201,7 @@ class RecipientsLedger:
             outcome = "applied" if not split.unmatched else ("unmatched" if not split.applied else "partly_unmatched")
             metrics.social_returned.labels(ptype).inc(_tenge(split.applied + split.unmatched))
         metrics.fund_transfers.labels(ptype, transfer.kind, outcome, split.reason or "").inc()
-        if ctx.now > default_calendar().receipt_deadline(transfer.received_at):
+        if ctx.now > self.calendar.receipt_deadline(transfer.received_at):
             metrics.deadline_breaches.inc()
 
     def observe(self, summary: LedgerSummary) -> None:

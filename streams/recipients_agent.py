@@ -23,8 +23,9 @@ from monitoring import metrics
 from rules.codes import PAYMENT_TYPES
 from tables.changelog import ChangelogReader
 
+from rules.holds import HoldPolicy
+
 from .keyed_ledger import KeyedLedgerProcessor, open_ledger_store
-from .processor import HoldPolicy
 from .records import InputRecord
 from .recipients import RecipientsLedger, state_keys_of
 from .settings import Settings
@@ -43,14 +44,15 @@ class RecipientsRuntime:
         self.changed_iins: set[str] = set()
 
     async def start(self) -> None:
-        """After the registry replica is ready (RECIPIENT_MISMATCH and the record read it)."""
+        """After the worker is ready: the registry replica caught up (RECIPIENT_MISMATCH and the
+        record read it)."""
         await self.runtime.ready.wait()
         s = self.settings
         store = open_ledger_store(s.worker_dir / "recipients")
         changelog = ChangelogReader(store, self.bootstrap, s.topics.recipients_state)
         await changelog.start()
-        hold = HoldPolicy(enabled=s.pending == "business-day", margin=timedelta(minutes=s.hold_cutoff_min))
-        ledger = RecipientsLedger(s.topics, self.runtime.replica.store.get_views, hold)
+        hold = HoldPolicy.from_mode(s.pending, s.hold_cutoff_min)
+        ledger = RecipientsLedger(s.topics, self.runtime.replica.store.get_views, hold, self.runtime.calendar)
         from .app import FaustSink
 
         self.processor = KeyedLedgerProcessor(ledger, store, changelog, FaustSink(self.app),
@@ -112,14 +114,15 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
     t = settings.topics
     inputs = app.topic(t.payment_decisions, t.payment_transfers, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-    # The posting runtime passes its own method to the registry replica when it starts: chain ours.
-    posting_on_change = runtime.on_registry_change
+    # The registry replica tells the posting runtime of changed persons: tell us too.
+    posting_on_change = runtime.replica.on_change
 
     def on_registry_change(iins) -> None:
-        posting_on_change(iins)
+        if posting_on_change is not None:
+            posting_on_change(iins)
         rt.on_registry_change(iins)
 
-    runtime.on_registry_change = on_registry_change
+    runtime.replica.on_change = on_registry_change
 
     @app.task
     async def recipients_start() -> None:
@@ -129,22 +132,27 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.critical("the recipients ledger failed to start: %s", exc, exc_info=True)
-            await app.crash(exc)
+            runtime.lifecycle.fail(f"the recipients ledger failed to start: {type(exc).__name__}: {exc}", exc)
 
     @app.agent(inputs, name="recipients")
     async def recipients(stream):
         await rt.started.wait()
         within = timedelta(seconds=settings.batch_within_s)
-        async for events in stream.noack_take(settings.batch_size, within=within):
-            batch = [
-                InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value,
-                            e.message.timestamp and int(e.message.timestamp * 1000))
-                for e in events
-            ]
-            await rt.processor.process(batch)
-            for e in events:
-                await stream.ack(e)
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=within):
+                batch = [
+                    InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                e.message.value, e.message.timestamp and int(e.message.timestamp * 1000))
+                    for e in events
+                ]
+                await rt.processor.process(batch)
+                for e in events:
+                    await stream.ack(e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A record costs only itself (a dead letter); what reaches here is broken beyond one.
+            runtime.lifecycle.fail(f"the recipients agent died: {type(exc).__name__}: {exc}", exc)
 
     @app.timer(interval=settings.hold_check_s)
     async def recipients_timer() -> None:

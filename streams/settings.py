@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
 from pathlib import Path
 
+from rules import holds
+
 DEFAULT_TOPICS = {
     "credit_notifications": "bank.credit-notifications",
     "registry_persons": "registry.persons",
@@ -29,7 +31,7 @@ DEFAULT_TOPICS = {
     "overpayments": "fund.overpayments",
     "recipients_state": "esep.recipients-state",
 }
-PENDING_MODES = ("business-day", "off")
+PENDING_MODES = holds.MODES
 
 
 class SettingsError(ValueError):
@@ -68,6 +70,16 @@ def _choice(name: str, default: str, choices: tuple[str, ...], environ: Mapping[
     if value not in choices:
         raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
+
+
+def _existing_file(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    raw = _env(name, "", environ)
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name}={raw!r} is not a file")
+    return path
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,10 @@ class Settings:
     pending: str
     hold_cutoff_min: float
     hold_check_s: float
+    store_cache_mb: int
+    store_write_buffer_mb: int
     topics: Topics = field(default_factory=Topics.from_env)
+    calendar_file: Path | None = None  # None: the calendar shipped in rules/data
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -134,10 +149,14 @@ class Settings:
             commit_interval_s=_float("ESEP_COMMIT_INTERVAL_S", 2.8, 0.1, e),
             kafka_version=_env("ESEP_KAFKA_VERSION", "3.9.1", e),
             log_level=_env("ESEP_LOG_LEVEL", "info", e).lower(),
-            pending=_choice("ESEP_PENDING", "business-day", PENDING_MODES, e),
-            hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", 30.0, 0.0, e),
+            pending=_choice("ESEP_PENDING", holds.DEFAULT_MODE, PENDING_MODES, e),
+            hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", holds.DEFAULT_MARGIN_MIN, 0.0, e),
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
+            # One block cache and one memtable budget shared by all of a worker's stores (tables/budget.py).
+            store_cache_mb=_int("ESEP_STORE_CACHE_MB", 64, 1, e),
+            store_write_buffer_mb=_int("ESEP_STORE_WRITE_BUFFER_MB", 32, 4, e),
             topics=Topics.from_env(e),
+            calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
         )
 
     @property

@@ -14,6 +14,13 @@ from .settings import Settings
 log = logging.getLogger("esep.topics")
 
 
+# Largest record a topic takes. An order within the input bounds can be over Kafka's 1 MB default
+# (5,600 lines of long names: 1.01 MB), and what esep writes for it is larger still (its whole-order
+# refund 1.16 MB, its dead letter in base64 1.35 MB): outputs get room for four times the input's.
+INPUT_RECORD_MAX_BYTES = 2 * 1024 * 1024
+OUTPUT_RECORD_MAX_BYTES = 4 * INPUT_RECORD_MAX_BYTES
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -22,10 +29,12 @@ class TopicSpec:
     # The ledger is the record from which anything can be recounted (contract, Part 2): a broker's
     # default retention (7 days) would delete it.
     kept_forever: bool = False
+    max_record_bytes: int = OUTPUT_RECORD_MAX_BYTES
 
     @property
     def configs(self) -> dict[str, str]:
         configs = {"cleanup.policy": "compact"} if self.compacted else {}
+        configs["max.message.bytes"] = str(self.max_record_bytes)
         if self.kept_forever:
             configs["retention.ms"] = "-1"
         return configs
@@ -35,14 +44,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     n = settings.partitions
     return [
-        TopicSpec(t.credit_notifications, n),
+        TopicSpec(t.credit_notifications, n, max_record_bytes=INPUT_RECORD_MAX_BYTES),
         # The decisions changelog is co-partitioned with the notifications it records.
         TopicSpec(t.decisions, n, compacted=True),
-        TopicSpec(t.registry_persons, n, compacted=True),
-        TopicSpec(t.posted_contributions, n),
-        TopicSpec(t.refunds, n),
-        TopicSpec(t.order_results, n),
-        TopicSpec(t.dead_letters, n),
+        TopicSpec(t.registry_persons, n, compacted=True, max_record_bytes=INPUT_RECORD_MAX_BYTES),
+        TopicSpec(t.posted_contributions, n, kept_forever=True),
+        TopicSpec(t.refunds, n, kept_forever=True),
+        TopicSpec(t.order_results, n, kept_forever=True),
+        # What was not posted, with the record as received: the notifications themselves expire.
+        TopicSpec(t.dead_letters, n, kept_forever=True),
         TopicSpec(t.deceased_alerts, n),
         TopicSpec(t.registry_changes, n),
         # Person histories follow the registry's partitioning (same key, same partition count).
@@ -57,8 +67,8 @@ def recipients_topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     n = settings.partitions
     return [
-        TopicSpec(t.payment_decisions, n),
-        TopicSpec(t.payment_transfers, n),
+        TopicSpec(t.payment_decisions, n, max_record_bytes=INPUT_RECORD_MAX_BYTES),
+        TopicSpec(t.payment_transfers, n, max_record_bytes=INPUT_RECORD_MAX_BYTES),
         TopicSpec(t.recipients_state, n, compacted=True),
         TopicSpec(t.decision_results, n, kept_forever=True),
         TopicSpec(t.recipient_accounts, n, compacted=True),
@@ -94,6 +104,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
                 admin.create_topics(new, timeout_ms=30000)
             except TopicAlreadyExistsError:
                 pass  # another worker created them first
+        keep_forever(admin, [s.name for s in specs if s.kept_forever and s not in missing])
         pair = [settings.topics.credit_notifications, settings.topics.decisions]
         counts = partition_counts(admin, pair)
         if len(set(counts.values())) != 1:
@@ -120,3 +131,26 @@ def check_copartitioned(admin: KafkaAdminClient, names: list[str]) -> None:
     if len(set(counts.values())) != 1:
         raise RuntimeError(f"{', '.join(names)} must have the same number of partitions, found {counts}: "
                            f"recreate the ones that differ")
+
+
+def keep_forever(admin: KafkaAdminClient, names: list[str]) -> None:
+    """retention.ms=-1 on ledger topics created before it was the rule (only that key is set)."""
+    if not names:
+        return
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": None})
+                                            for n in names], config_filter="all")
+        current = described["topic"]
+        stale = [n for n in names if str(current.get(n, {}).get("retention.ms", {}).get("value")) != "-1"]
+        if stale:
+            done = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, n, {"retention.ms": "-1"})
+                                        for n in stale], raise_on_unknown=False)
+            failed = {n: r for n, r in done.get("topic", {}).items() if r != "OK"}
+            if failed:
+                raise RuntimeError(str(failed))
+            log.warning("ledger topics %s were not kept forever: retention.ms set to -1", ", ".join(stale))
+    except Exception as exc:  # noqa: BLE001 - the worker can still post; the operator must fix this
+        log.error("could not make the ledger topics %s keep their records forever (retention.ms=-1): %s: %s",
+                  ", ".join(names), type(exc).__name__, exc)

@@ -22,20 +22,25 @@ class ChangelogReader:
 
     def __init__(self, store: ChangelogStore, bootstrap: str, topic: str):
         self.store = store
+        self.bootstrap = bootstrap
         self.topic = topic
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
+        self.consumer: AIOKafkaConsumer | None = None  # made in start(): aiokafka needs the running loop
 
     async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await self.consumer.start()
 
     async def stop(self) -> None:
-        await self.consumer.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
 
     async def catch_up(self, partitions: list[int]) -> int:
         """Read the changelog `partitions` to their ends into the store; returns the records applied.
         All at once: every assign() costs the consumer a fetch round (~0.5 s) before it settles."""
+        if self.consumer is None:
+            raise RuntimeError(f"the {self.topic} reader is not started")
         tps = [TopicPartition(self.topic, p) for p in partitions]
         self.consumer.assign(tps)
         starts = {}

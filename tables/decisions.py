@@ -12,11 +12,13 @@ changelog from the cache's offset to the end, so state follows its partition aft
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from rules.holds import HeldOrder
 from rules.posting import LineDecision, OrderDecision, Person
 
 from .rocks import new_batch, open_store, put_offset, read_offsets
@@ -25,7 +27,10 @@ log = logging.getLogger("esep.decisions")
 DECISION_PREFIX = b"d/"
 OPEN_PREFIX = b"h/"
 HELD_IIN_PREFIX = b"i/"
-RECORD_VERSION = 1
+# 2: amounts in tiyn are recorded with the decision. Records of format 1 are still read (their
+# amounts are taken from the order when they are rendered: rules.posting.with_amounts).
+RECORD_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +41,7 @@ class DecisionRecord:
     notification_id: str
     partition: int
     offset: int
-    decision: OrderDecision | None
+    decision: OrderDecision
     order_raw: bytes | None = None  # kept while lines are held, and until their outputs are sent
     cutoff: float | None = None  # epoch seconds: when held lines must be decided
     received: float | None = None  # epoch seconds of received_at (the age of a held line)
@@ -45,13 +50,13 @@ class DecisionRecord:
     def encode(self) -> bytes:
         lines = []
         for d in self.decision.lines:
-            item = [d.line_no, d.outcome, d.reason]
+            item = [d.line_no, d.outcome, d.reason, d.tiyn]
             if d.person is not None:
                 p = d.person
                 item += [p.surname, p.name, p.patronymic, p.birth_date, p.death_date]
             lines.append(item)
         obj = {"v": RECORD_VERSION, "src": [self.partition, self.offset], "r": self.decision.order_reason,
-               "l": lines}
+               "a": self.decision.total_tiyn, "l": lines}
         if self.order_raw is not None:
             obj["o"] = self.order_raw.decode("utf-8")
             obj["c"] = self.cutoff
@@ -62,27 +67,39 @@ class DecisionRecord:
 
     @classmethod
     def decode(cls, notification_id: str, raw: bytes) -> "DecisionRecord":
-        obj = orjson.loads(raw)
-        if obj.get("v") != RECORD_VERSION:
-            raise ValueError(f"decision record version {obj.get('v')!r} is not {RECORD_VERSION}")
+        return cls.from_obj(notification_id, orjson.loads(raw))
+
+    @classmethod
+    def from_obj(cls, notification_id: str, obj: dict) -> "DecisionRecord":
+        version = obj.get("v")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"decision record version {version!r} is not one of {READABLE_VERSIONS}")
+        first_person = 3 if version == 1 else 4
         lines = []
         for item in obj["l"]:
-            person = Person(*item[3:8]) if len(item) > 3 else None
-            lines.append(LineDecision(item[0], item[1], item[2], person))
+            person = Person(*item[first_person:first_person + 5]) if len(item) > first_person else None
+            tiyn = item[3] if version > 1 else None
+            lines.append(LineDecision(item[0], item[1], item[2], person, tiyn))
         partition, offset = obj["src"]
         order_raw = obj["o"].encode("utf-8") if "o" in obj else None
-        return cls(notification_id, partition, offset, OrderDecision(obj["r"], tuple(lines)), order_raw,
-                   obj.get("c"), obj.get("t"), bool(obj.get("e")))
+        return cls(notification_id, partition, offset, OrderDecision(obj["r"], tuple(lines), obj.get("a")),
+                   order_raw, obj.get("c"), obj.get("t"), bool(obj.get("e")))
 
     @property
     def open(self) -> bool:
-        return self.decision is not None and not self.decision.complete
+        return not self.decision.complete
+
+    @property
+    def indexed(self) -> bool:
+        """In the open-order index: lines held, or outputs not yet acknowledged."""
+        return self.open or self.emit_pending
 
 
 class DecisionStore:
     """Local cache of the decisions changelog: records by notification_id, changelog offsets, and
     two indexes derived from the records as they are applied (so a restore rebuilds them):
-    open orders (`h/`: partition, cut-off, received, held lines) and held lines by IIN (`i/`)."""
+    open orders (`h/`: partition, cut-off, received, held lines, emit pending) and held lines by
+    IIN (`i/`)."""
 
     def __init__(self, path: Path):
         self.db = open_store(path)
@@ -97,30 +114,52 @@ class DecisionStore:
         return read_offsets(self.db, [partition]).get(partition)
 
     def apply(self, entries: list[tuple[str, bytes]], next_offsets: dict[int, int]) -> None:
+        """Records read from the changelog (a restore). Only a record that keeps its order can be
+        in the open-order index, so only those are decoded whole: a restore reads every record."""
+        loaded = []
+        for nid, raw in entries:
+            obj = orjson.loads(raw)
+            loaded.append((nid, raw, DecisionRecord.from_obj(nid, obj) if "o" in obj else None))
+        self._write(loaded, next_offsets)
+
+    def put(self, records: Sequence[DecisionRecord], encoded: Sequence[bytes], next_offsets: dict[int, int]) -> None:
+        """Records (and their encoded form, as the changelog has it) with the changelog's next
+        offsets, and the indexes updated, in one write batch."""
+        self._write([(r.notification_id, raw, r) for r, raw in zip(records, encoded, strict=True)], next_offsets)
+
+    def _write(self, entries: Sequence[tuple[str, bytes, DecisionRecord | None]], next_offsets: dict[int, int]) -> None:
+        # An entry's record is None when it cannot be in the open-order index (no copy of the order).
         batch = new_batch()
-        previous = self.db.get([DECISION_PREFIX + nid.encode() for nid, _ in entries]) if entries else []
-        for (nid, raw), old in zip(entries, previous):
-            if old is not None and (b'"o":' in old):
-                self._unindex(batch, DecisionRecord.decode(nid, old))
+        nids = sorted({nid for nid, _, _ in entries})
+        was_indexed = [n for n, v in zip(nids, self.db.get([OPEN_PREFIX + n.encode() for n in nids]))
+                       if v is not None]
+        # What the index holds for each id, as this batch goes (one id may come twice in a restore).
+        indexed: dict[str, DecisionRecord | None] = dict(self.get_many(was_indexed))
+        for nid, raw, record in entries:
+            previous = indexed.get(nid)
+            if previous is not None:
+                self._unindex(batch, previous)
             batch.put(DECISION_PREFIX + nid.encode(), raw)
-            if b'"o":' in raw:  # only records of orders that had held lines carry the order
-                self._index(batch, DecisionRecord.decode(nid, raw))
+            now_indexed = record is not None and record.indexed
+            if now_indexed:
+                self._index(batch, record)
+            indexed[nid] = record if now_indexed else None
         for partition, offset in next_offsets.items():
             put_offset(batch, partition, offset)
         self.db.write(batch)
 
     @staticmethod
     def _held_iins(record: DecisionRecord) -> set[str]:
+        if record.order_raw is None:
+            return set()
         order = orjson.loads(record.order_raw)
         held = {d.line_no for d in record.decision.held}
         return {ln["iin"] for ln in order["lines"] if ln["line_no"] in held}
 
     def _index(self, batch, record: DecisionRecord) -> None:
         nid = record.notification_id.encode()
-        if record.open or record.emit_pending:
-            batch.put(OPEN_PREFIX + nid, orjson.dumps(
-                [record.partition, record.cutoff, record.received, len(record.decision.held),
-                 record.emit_pending]))
+        batch.put(OPEN_PREFIX + nid, orjson.dumps(
+            [record.partition, record.cutoff, record.received, len(record.decision.held), record.emit_pending]))
         for iin in self._held_iins(record):
             batch.put(HELD_IIN_PREFIX + iin.encode() + b"/" + nid, b"")
 
@@ -130,9 +169,9 @@ class DecisionStore:
         for iin in self._held_iins(record):
             batch.delete(HELD_IIN_PREFIX + iin.encode() + b"/" + nid)
 
-    def open_orders(self) -> list[tuple[str, int, float, float, int, bool]]:
-        """(nid, partition, cutoff, received, held lines, emit pending) of every open order."""
-        return [(k[len(OPEN_PREFIX):].decode(), *orjson.loads(v)) for k, v in self._scan(OPEN_PREFIX)]
+    def open_orders(self) -> list[HeldOrder]:
+        """Every order in the open-order index."""
+        return [HeldOrder(k[len(OPEN_PREFIX):].decode(), *orjson.loads(v)) for k, v in self._scan(OPEN_PREFIX)]
 
     def held_by_iin(self, iins) -> set[str]:
         """Notification ids with a held line for any of `iins`."""

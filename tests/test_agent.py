@@ -1,80 +1,97 @@
 """The posting agent through faust's test_context: the adapter hands batches of raw records to the
-processor and acknowledges them only after the outputs were sent. Fast, no broker: the real
-stores (rocksdict) with an in-memory sink standing in for the producer."""
+processor, and the input is acknowledged only after the decision records and then every output
+were acknowledged by the broker. Fast, no broker: the real stores (rocksdict) with an in-memory
+sink standing in for the producer, whose acknowledgements the test holds back and releases."""
 from __future__ import annotations
 
 import asyncio
 import json
 
-import orjson
 import pytest
 
-from streams.app import build_app
-from streams.processor import PostingProcessor
-from streams.settings import Settings
-from tables.decisions import DecisionStore
-from tables.registry import RegistryStore, judge_record
+from .cases import example_notification
 
-from .cases import example_notification, registry_persons
+NID = b"HSBK-20261126-000421"
 
 
-class MemorySink:
-    def __init__(self):
-        self.sent = []
-        self.offsets: dict[int, int] = {}
+class Acknowledged:
+    """Watches the processor's last step: which input records it acknowledged, in order."""
 
-    async def send(self, record):
-        partition = record.partition or 0
-        offset = self.offsets.get(partition, 0)
-        self.offsets[partition] = offset + 1
-        self.sent.append(record)
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(type("Meta", (), {"partition": partition, "offset": offset})())
-        return future
+    def __init__(self, processor):
+        self.records = []
+        self.changed = asyncio.Condition()
+        step = processor.acknowledge
 
+        async def acknowledge(batch, summary, ack):
+            await step(batch, summary, ack)
+            async with self.changed:
+                self.records.extend(batch)
+                self.changed.notify_all()
 
-class NoChangelog:
-    async def catch_up(self, partitions):
-        return 0
+        processor.acknowledge = acknowledge
 
-
-@pytest.fixture
-def agent_app(tmp_path):
-    settings = Settings.from_env({"ESEP_DATA_DIR": str(tmp_path), "ESEP_WORKER_ID": "t", "ESEP_BROKER": "kafka://x:1"})
-    app, runtime = build_app(settings, "127.0.0.1:1")
-    registry = RegistryStore(tmp_path / "registry")
-    puts = {}
-    for person in registry_persons():
-        iin, value, error = judge_record(person["iin"].encode(), json.dumps(person).encode())
-        assert error is None
-        puts[iin] = value
-    registry.apply(puts, {0: len(puts)})
-    sink = MemorySink()
-    runtime.processor = PostingProcessor(settings.topics, registry, DecisionStore(tmp_path / "decisions"),
-                                         NoChangelog(), sink)
-    runtime.ready.set()
-    yield app, settings, sink
-    registry.close()
+    async def wait_for(self, n: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: len(self.records) >= n)
 
 
 @pytest.mark.asyncio
-async def test_agent_posts_a_notification_and_ignores_its_repeat(agent_app):
-    app, settings, sink = agent_app
-    agent = app.agents["post-orders"]
+async def test_agent_posts_a_notification_and_ignores_its_repeat(agent_app, memory_sink):
+    app, settings, processor, _ = agent_app
+    acknowledged = Acknowledged(processor)
     raw = json.dumps(example_notification(), ensure_ascii=False).encode()
-    async with agent.test_context() as ctx:
-        await ctx.put(raw, key=b"HSBK-20261126-000421", partition=0)
-        await ctx.put(raw, key=b"HSBK-20261126-000421", partition=0)
-        for _ in range(100):
-            if any(r.topic == settings.topics.order_results for r in sink.sent):
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
-    by_topic = {}
-    for r in sink.sent:
-        by_topic.setdefault(r.topic, []).append(orjson.loads(r.value))
-    assert [e["entry_id"] for e in by_topic[settings.topics.posted_contributions]] == [
+    async with app.agents["post-orders"].test_context() as ctx:
+        first = await ctx.put(raw, key=NID, partition=0, wait=False)
+        repeat = await ctx.put(raw, key=NID, partition=0, wait=False)
+        await acknowledged.wait_for(2)
+    assert [r.offset for r in acknowledged.records] == [first.message.offset, repeat.message.offset]
+    assert first.message.acked and repeat.message.acked
+    t = settings.topics
+    assert [e["entry_id"] for e in memory_sink.values(t.posted_contributions)] == [
         "HSBK-20261126-000421/1", "HSBK-20261126-000421/3"]
-    assert len(by_topic[settings.topics.order_results]) == 1
-    assert len(by_topic[settings.topics.decisions]) == 1
-    assert by_topic[settings.topics.refunds][0]["amount"] == "25000.00"
+    assert len(memory_sink.values(t.order_results)) == 1
+    assert len(memory_sink.values(t.decisions)) == 1
+    assert memory_sink.values(t.refunds)[0]["amount"] == "25000.00"
+
+
+@pytest.mark.asyncio
+async def test_input_is_acknowledged_only_after_decisions_and_outputs_are(agent_app, memory_sink):
+    app, settings, processor, _ = agent_app
+    t = settings.topics
+    acknowledged = Acknowledged(processor)
+    raw = json.dumps(example_notification(), ensure_ascii=False).encode()
+    memory_sink.hold()
+    async with app.agents["post-orders"].test_context() as ctx:
+        event = await ctx.put(raw, key=NID, partition=0, wait=False)
+        await memory_sink.wait_for(t.decisions)
+        assert [r.topic for r in memory_sink.sent] == [t.decisions], "outputs wait for the decision record"
+        assert not event.message.acked
+        memory_sink.release(keep_holding=True)  # the broker took the decision record
+        await memory_sink.wait_for(t.order_results)
+        assert not event.message.acked, "outputs sent but not yet acknowledged: the input stays unacknowledged"
+        assert acknowledged.records == []
+        memory_sink.release()  # the broker took every output
+        await acknowledged.wait_for(1)
+    assert event.message.acked
+    assert [r.offset for r in acknowledged.records] == [event.message.offset]
+
+
+@pytest.mark.asyncio
+async def test_an_agent_that_cannot_go_on_fails_the_worker_instead_of_idling(agent_app, memory_sink):
+    app, settings, processor, runtime = agent_app
+    memory_sink.refuse = lambda record: RuntimeError("the producer is gone")  # nothing gets through
+    failed = asyncio.Event()
+    fail = runtime.lifecycle.fail
+
+    def recording_fail(reason, exc=None):
+        fail(reason, exc)
+        failed.set()
+
+    runtime.lifecycle.fail = recording_fail
+    raw = json.dumps(example_notification(), ensure_ascii=False).encode()
+    async with app.agents["post-orders"].test_context() as ctx:
+        event = await ctx.put(raw, key=NID, partition=0, wait=False)
+        await failed.wait()
+    assert not event.message.acked
+    ready, reason = runtime.lifecycle.readiness(runtime.ready.is_set())
+    assert not ready and reason == "failed: the posting agent died: RuntimeError: the producer is gone"

@@ -197,9 +197,9 @@ async def test_bad_records_are_dead_letters_naming_the_field(worker, sink):
         rec(3, "boom", amount=666),
     ])
     dl = sink.values(DLQ)
-    assert [d["error_kind"] for d in dl] == ["not_json", "schema", "not_json", "schema"]
+    assert [d["error_kind"] for d in dl] == ["not_json", "schema", "not_json", "unprocessable"]
     assert dl[1]["error"].startswith("iin:") and "7" not in dl[1]["error"]
-    assert dl[3]["error"].startswith("unprocessable: RuntimeError")
+    assert dl[3]["error"] == "decide: RuntimeError: bug"
     assert {d["offset"] for d in dl} == {0, 1, 2, 3}
 
 

@@ -7,17 +7,17 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from models.notifications import CreditNotification
 from models.outputs import OrderResult, PostedContribution, Refund
 from models.registry import RegistryPerson
 from rules import entries
-from rules.posting import POSTED, Person, decide_order
+from rules.posting import POSTED, Person, decide_order, summarize
 from tables.decisions import DecisionRecord
 from tables.registry import decode_person, encode_person
 
-from .cases import EXAMPLES, A, B, C, cases, example_notification, registry_persons
+from .cases import EXAMPLES, A, cases, example_notification
+from .strategies import orders
 
 STAMP = "2026-11-26T10:15:00.412+05:00"
 STAMPED = ("posted_at", "created_at", "decided_at")
@@ -28,27 +28,24 @@ def persons_view(records: list[dict]) -> dict[str, Person]:
             for r in records}
 
 
-PERSONS = persons_view(registry_persons())
-
-
 def parse(order: dict) -> CreditNotification:
     return CreditNotification.model_validate_json(json.dumps(order, ensure_ascii=False))
 
 
 def render(order: CreditNotification, decision):
-    posted = [e for _, e in entries.posted_entries(order, decision, STAMP)]
-    return posted, entries.refund_record(order, decision, STAMP), entries.order_result(order, decision, STAMP)
+    out = entries.render(order, decision, summarize(decision), STAMP)
+    return [e for _, e in out.posted], out.refund, out.result
 
 
 def unstamped(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in STAMPED}
 
 
-def test_contract_example_gives_exactly_the_expected_outputs():
+def test_contract_example_gives_exactly_the_expected_outputs(calendar):
     expected = json.loads((EXAMPLES / "expected-outputs.json").read_text(encoding="utf-8"))
     registry = json.loads((EXAMPLES / "registry-persons.json").read_text(encoding="utf-8"))
     order = parse(example_notification())
-    posted, refund, result = render(order, decide_order(order, persons_view(registry)))
+    posted, refund, result = render(order, decide_order(order, persons_view(registry), calendar))
     assert [unstamped(e) for e in posted] == [unstamped(e) for e in expected["posted.contributions"]]
     assert unstamped(refund) == unstamped(expected["refunds.to-payers"][0])
     assert unstamped(result) == unstamped(expected["orders.results"][0])
@@ -56,9 +53,9 @@ def test_contract_example_gives_exactly_the_expected_outputs():
 
 @pytest.mark.parametrize("order,order_reason,line_reasons",
                          [pytest.param(*c, id=c[0]["notification_id"]) for c in cases()])
-def test_every_reason_code(order, order_reason, line_reasons):
+def test_every_reason_code(order, order_reason, line_reasons, persons, calendar):
     parsed = parse(order)
-    decision = decide_order(parsed, PERSONS)
+    decision = decide_order(parsed, persons, calendar)
     assert decision.order_reason == order_reason
     got = {d.line_no: (None if d.outcome == POSTED else d.reason) for d in decision.lines}
     assert got == line_reasons
@@ -78,10 +75,10 @@ def test_every_reason_code(order, order_reason, line_reasons):
                                                        for ln in refunded_lines} if order_reason is None else set())
 
 
-def test_whole_order_refund_lists_every_line_and_returns_the_money_received():
+def test_whole_order_refund_lists_every_line_and_returns_the_money_received(persons, calendar):
     order = next(c for c in cases() if c[0]["notification_id"] == "T-NEG-10")[0]
     parsed = parse(order)
-    _, refund, result = render(parsed, decide_order(parsed, PERSONS))
+    _, refund, result = render(parsed, decide_order(parsed, persons, calendar))
     assert refund["scope"] == "order" and refund["reason"] == "TOTAL_MISMATCH"
     assert refund["amount"] == "4150.00"
     assert [ln["amount"] for ln in refund["lines"]] == ["4250.00", "-100.00"]
@@ -89,27 +86,27 @@ def test_whole_order_refund_lists_every_line_and_returns_the_money_received():
     assert result["status"] == "refunded"
 
 
-def test_misrouted_knp_has_no_refund_knp_and_penalties_refund_with_094():
+def test_misrouted_knp_has_no_refund_knp_and_penalties_refund_with_094(persons, calendar):
     by_id = {c[0]["notification_id"]: c[0] for c in cases()}
     misrouted = parse(by_id["T-KNP-6"])
-    assert render(misrouted, decide_order(misrouted, PERSONS))[1]["refund_knp"] is None
+    assert render(misrouted, decide_order(misrouted, persons, calendar))[1]["refund_knp"] is None
     penalty = parse(by_id["T-PENALTY-4"])
-    posted, refund, result = render(penalty, decide_order(penalty, PERSONS))
+    posted, refund, result = render(penalty, decide_order(penalty, persons, calendar))
     assert refund["refund_knp"] == "094" and refund["scope"] == "lines" and refund["reason"] is None
     assert posted[0]["kind"] == "penalty" and posted[0]["amount"] == "1234.56"
     assert result["status"] == "partially_refunded"
 
 
-def test_empty_order_is_refunded_whole():
+def test_empty_order_is_refunded_whole(persons, calendar):
     empty = parse(next(c for c in cases() if c[0]["notification_id"] == "T-EMPTY-12")[0])
-    posted, refund, result = render(empty, decide_order(empty, PERSONS))
+    posted, refund, result = render(empty, decide_order(empty, persons, calendar))
     assert posted == [] and refund["lines"] == [] and refund["amount"] == "500.00"
     assert result["status"] == "refunded" and result["amount_refunded"] == "500.00"
 
 
-def test_posted_entries_carry_the_registry_spelling_and_normalized_amounts():
+def test_posted_entries_carry_the_registry_spelling_and_normalized_amounts(persons, calendar):
     order = parse(next(c for c in cases() if c[0]["notification_id"] == "T-LINES-2")[0])
-    posted, _, _ = render(order, decide_order(order, PERSONS))
+    posted, _, _ = render(order, decide_order(order, persons, calendar))
     line13 = next(e for e in posted if e["entry_id"].endswith("/13"))
     assert (line13["surname"], line13["name"], line13["patronymic"]) == (A["surname"], A["name"], A["patronymic"])
     assert line13["amount"] == "4250.50"
@@ -117,48 +114,11 @@ def test_posted_entries_carry_the_registry_spelling_and_normalized_amounts():
     assert line15["surname"] == "Фёдоров"
 
 
-# A line is one of: a registry person as is, or with one harmless or harmful change.
-MUTATIONS = ["same", "upper", "bad_iin", "unknown", "other_name", "zero", "future_period"]
-
-
-@st.composite
-def orders(draw):
-    people = [A, B, C]
-    n = draw(st.integers(min_value=1, max_value=8))
-    lines = []
-    for i in range(n):
-        person = draw(st.sampled_from(people))
-        amount = draw(st.integers(min_value=0, max_value=3_000_000))
-        line = {"line_no": i + 1, **person, "amount": f"{amount // 100}.{amount % 100:02d}"}
-        mutation = draw(st.sampled_from(MUTATIONS))
-        if mutation == "upper":
-            line["surname"] = line["surname"].upper() + " "
-        elif mutation == "bad_iin":
-            line["iin"] = line["iin"][:-1] + str((int(line["iin"][-1]) + 1) % 10)
-        elif mutation == "unknown":
-            line["iin"] = "900505300407"
-        elif mutation == "other_name":
-            line["name"] = "Другое"
-        elif mutation == "zero":
-            line["amount"] = "0"
-        elif mutation == "future_period":
-            line["period"] = "2027-01"
-        lines.append(line)
-    total = sum(Decimal(ln["amount"]) for ln in lines)
-    if draw(st.booleans()) and total > 0:
-        total_text = str(total)
-    else:
-        total_text = str(total + draw(st.sampled_from([Decimal("0.01"), Decimal("1")])))
-    knp = draw(st.sampled_from(["012", "017", "010"]))
-    return {**example_notification(), "notification_id": "P-1", "knp": knp, "total_amount": total_text,
-            "lines": lines}
-
-
 @settings(max_examples=300, deadline=None)
 @given(orders())
-def test_every_line_ends_once_and_amounts_are_conserved(order):
+def test_every_line_ends_once_and_amounts_are_conserved(persons, calendar, order):
     parsed = parse(order)
-    decision = decide_order(parsed, PERSONS)
+    decision = decide_order(parsed, persons, calendar)
     posted, refund, result = render(parsed, decision)
     line_nos = [ln["line_no"] for ln in order["lines"]]
     posted_nos = [int(e["entry_id"].rsplit("/", 1)[1]) for e in posted]

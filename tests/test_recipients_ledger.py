@@ -11,7 +11,7 @@ import pytest
 
 from models.registry import RegistryPerson
 from streams.keyed_ledger import KeyedLedgerProcessor, open_ledger_store
-from streams.processor import HoldPolicy
+from rules.holds import HoldPolicy
 from streams.records import InputRecord
 from streams.recipients import RecipientsLedger
 from streams.settings import Settings

@@ -21,7 +21,8 @@ from rules.iin import is_valid_iin
 from rules.money import parse_amount
 from rules.names import normalize_name
 from tools import synthetic
-from tools.synthetic import Scenario, make_orders, make_person, make_registry, split_late, summary_of
+from tools.synthetic import (Scenario, make_orders, make_person, make_registry, registry_changes, split_late,
+                             summary_of)
 
 RECEIVED = datetime(2026, 11, 26, 10, 15, tzinfo=ALMATY)
 
@@ -466,3 +467,27 @@ def test_summary_matches_the_per_order_expectations(records):
     s = summary_of(records)
     assert s["amount_posted_tiyn"] == sum(r.expect["posted_tiyn"] for r in orders)
     assert Counter(r.expect["status"] for r in orders) == Counter(s["orders_by_status"])
+
+
+def test_registry_changes_rename_kill_or_delete_living_persons(registry):
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=ALMATY)
+    changes = registry_changes(registry, 200, seed=5, updated_at=at)
+    assert changes == registry_changes(registry, 200, seed=5, updated_at=at), "deterministic per seed"
+    by_iin = {p["iin"]: p for p in registry}
+    assert len({iin for iin, _ in changes}) == 200
+    kinds = Counter()
+    for iin, new in changes:
+        old = by_iin[iin]
+        assert old["death_date"] is None, "only living persons change"
+        if new is None:
+            kinds["deleted"] += 1
+            continue
+        assert new["iin"] == iin and new["updated_at"] == "2026-11-26T12:00:00+05:00"
+        changed = {k for k in new if new[k] != old.get(k)} - {"updated_at"}
+        if changed == {"surname"}:
+            assert new["surname"].casefold() != old["surname"].casefold()
+            kinds["renamed"] += 1
+        else:
+            assert changed == {"death_date"} and new["death_date"] == "2026-10-01"
+            kinds["deceased"] += 1
+    assert set(kinds) == {"renamed", "deceased", "deleted"} and kinds["renamed"] > kinds["deleted"]

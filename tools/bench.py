@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -40,8 +39,12 @@ from pathlib import Path
 
 import orjson
 
-from .runner import free_port, percentile
-from streams.settings import DEFAULT_TOPICS, Settings
+from streams.settings import Settings
+
+from .process import ChildError
+from .reading import TopicReader
+from .runner import WorkerProcess, free_port, percentile
+from .scope import RunScope
 
 TARGET_VS_NAIVE = 5.0
 TARGET_VS_RAW = 0.3
@@ -53,7 +56,7 @@ SETTLED_CORES = 0.15  # the worker counts as idle below this many cores...
 SETTLED_WINDOWS = 5  # ...for this many seconds in a row
 BUSY_CORES = 0.25  # other processes using more than this many cores during a phase: a warning
 SEED = 430
-PREFIX = "esep-bench"
+PREFIX = "bench"  # run ids start with it; every topic of a run carries its run id
 
 
 class BenchError(RuntimeError):
@@ -142,51 +145,27 @@ class Resources:
 
     bootstrap: str = ""
     run_id: str = ""
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    scopes: list[RunScope] = field(default_factory=list)
     temp_dirs: list[Path] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
     broker_dir: Path | None = None  # set only if this run started the local broker
     broker_pid: int | None = None  # the local broker's process, when the run uses one
-    spawned: set[int] = field(default_factory=set)
 
     def own_pids(self) -> set[int]:
-        return {os.getpid(), *self.spawned, *([self.broker_pid] if self.broker_pid else [])}
+        pids = {os.getpid(), *([self.broker_pid] if self.broker_pid else [])}
+        for scope in self.scopes:
+            pids |= scope.pids()
+        return pids
 
-    def spawn(self, args: list[str], env: dict[str, str], log_path: Path, stdout=None) -> subprocess.Popen:
-        """A child in a session of its own (Ctrl-C reaches only us; we stop it): output to `log_path`,
-        or stdout to a pipe when asked and stderr to the log."""
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(args, env=env, stdout=log if stdout is None else stdout,
-                                    stderr=subprocess.STDOUT if stdout is None else log, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        self.processes.append(proc)
-        self.spawned.add(proc.pid)
-        return proc
-
-    def stop_process(self, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-        """SIGTERM to the child's own process group (it runs in a session of its own), then SIGKILL."""
-        if proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if proc in self.processes:
-            self.processes.remove(proc)
+    def scope(self, run_id: str, workdir: Path, settings: Settings) -> RunScope:
+        """The topics, groups and processes of one repetition, deleted and stopped by `close()`."""
+        scope = RunScope(self.bootstrap, run_id, workdir / "esep", partitions=settings.partitions, log_dir=workdir,
+                         env=_worker_env(settings))
+        self.scopes.append(scope)
+        return scope
 
     def close(self) -> None:
-        for proc in list(self.processes):
-            self.stop_process(proc)
-        if self.bootstrap and self.run_id:
-            try:
-                _delete_run_topics(self.bootstrap, self.run_id, self.groups)
-            except Exception as exc:  # cleaning up must not hide the run's own outcome
-                say(f"could not delete the run's topics ({type(exc).__name__}: {exc})")
+        for scope in self.scopes:
+            scope.close(delete_topics=True, log=say)
         for d in self.temp_dirs:
             shutil.rmtree(d, ignore_errors=True)
         if self.broker_dir is not None:
@@ -197,58 +176,20 @@ class Resources:
             self.broker_dir = None
 
 
-def _admin(bootstrap: str):
-    from streams.topics import admin_client
-
-    return admin_client(bootstrap)
-
-
-def _create_topics(bootstrap: str, names: list[str], partitions: int, replication: int) -> None:
-    from kafka.admin import NewTopic
-
-    admin = _admin(bootstrap)
-    try:
-        admin.create_topics([NewTopic(n, partitions, replication) for n in names], timeout_ms=30000)
-    finally:
-        admin.close()
-    _wait_leaders(bootstrap, names)
-
-
-def _wait_leaders(bootstrap: str, names: list[str], timeout: float = 30.0) -> None:
-    """Until every partition of `names` has a leader: producing earlier only earns retries."""
-    admin = _admin(bootstrap)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            described = admin.describe_topics(names)
-            if len(described) == len(names) and all(
-                    d.get("partitions") and all(p.get("leader_id", -1) >= 0 for p in d["partitions"])
-                    for d in described):
-                return
-            if time.monotonic() > deadline:
-                raise BenchError(f"topics {names} have no leaders after {timeout:.0f} s")
-            time.sleep(0.1)
-    finally:
-        admin.close()
-
-
-def _delete_run_topics(bootstrap: str, run_id: str, groups: list[str]) -> None:
-    """Delete every topic whose name carries this run's id (ours, and the naive app's changelog),
-    then the run's consumer groups where the broker lets us (a static member's group stays until its
-    session expires: harmless)."""
-    admin = _admin(bootstrap)
-    try:
-        mine = sorted(t for t in admin.list_topics() if t.startswith(f"{PREFIX}-{run_id}"))
-        if mine:
-            admin.delete_topics(mine, timeout_ms=30000)
-            say(f"deleted {len(mine)} run topics ({PREFIX}-{run_id}*)")
-        if groups:
-            try:
-                admin.delete_consumer_groups(groups)
-            except Exception:
-                pass
-    finally:
-        admin.close()
+def _worker_env(settings: Settings) -> dict[str, str]:
+    """The bench's worker: the caller's tuning, on 127.0.0.1."""
+    return {
+        "ESEP_WEB_BIND": "127.0.0.1",
+        "ESEP_REPLICATION": str(settings.replication),
+        "ESEP_BATCH_SIZE": str(settings.batch_size),
+        "ESEP_BATCH_WITHIN_MS": repr(settings.batch_within_s * 1000.0),
+        "ESEP_SESSION_TIMEOUT_S": repr(settings.session_timeout_s),
+        "ESEP_COMMIT_INTERVAL_S": repr(settings.commit_interval_s),
+        "ESEP_LOG_LEVEL": settings.log_level,
+        # Decide at once: with the registry-lag hold on, an order with a line waiting for the
+        # registry gets its result only at the business-day cut-off, hours after the benchmark.
+        "ESEP_PENDING": "off",
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,51 +218,6 @@ async def _produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, by
     seconds = time.monotonic() - started
     say(f"  produced {count:,} {what} in {seconds:.1f} s")
     return seconds
-
-
-class Tail:
-    """Reads topics from the beginning with a group-less consumer assigned every partition."""
-
-    def __init__(self, bootstrap: str, topics: list[str]):
-        self.bootstrap = bootstrap
-        self.topics = topics
-        self.consumer = None
-
-    async def start(self) -> "Tail":
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        from tables.metadata import topic_partitions
-
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                         auto_offset_reset="earliest")
-        await self.consumer.start()
-        tps = [TopicPartition(t, p) for t in self.topics for p in await topic_partitions(self.bootstrap, t)]
-        self.consumer.assign(tps)
-        await self.consumer.seek_to_beginning(*tps)
-        return self
-
-    async def poll(self, timeout_ms: int = 500) -> list:
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10000)
-        return [rec for records in batches.values() for rec in records]
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def _tail_of(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "<no log>"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -388,82 +284,78 @@ def _line_messages(order_records) -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def phase_raw(res: Resources, settings: Settings, tag: str, messages: list[tuple[bytes, bytes]],
-                    workdir: Path, r: RunResult) -> None:
+async def phase_raw(res: Resources, scope: RunScope, messages: list[tuple[bytes, bytes]], r: RunResult) -> None:
     from tables.metadata import topic_partitions
 
     say(f"phase 1/4 raw aiokafka ceiling: {len(messages):,} line messages, {RAW_PASSES} passes")
-    src, dst = f"{tag}.raw-in", f"{tag}.raw-out"
-    _create_topics(res.bootstrap, [src, dst], settings.partitions, settings.replication)
+    src, dst = scope.topic("raw-in"), scope.topic("raw-out")
+    scope.create_extra_topics([src, dst])
     await _produce(res.bootstrap, ((src, k, v) for k, v in messages), "line messages")
     parts = await topic_partitions(res.bootstrap, src)
     # In a process of its own, like the workers: this one holds the generated data, and its garbage
     # collections would slow the loop down. A few seconds of work is at the mercy of anything else on
     # the machine: the ceiling is the median of a few passes.
-    log_path = workdir / "raw.log"
     watch = CpuWatch(res)
-    proc = res.spawn([sys.executable, "-m", "tools.bench_raw", "--bootstrap", res.bootstrap, "--in-topic", src,
-                      "--out-topic", dst, "--partitions", ",".join(map(str, parts)),
-                      "--expected", str(len(messages)), "--passes", str(RAW_PASSES)],
-                     dict(os.environ), log_path, stdout=subprocess.PIPE)
+    child = scope.spawn([sys.executable, "-m", "tools.bench_raw", "--bootstrap", res.bootstrap, "--in-topic", src,
+                         "--out-topic", dst, "--partitions", ",".join(map(str, parts)),
+                         "--expected", str(len(messages)), "--passes", str(RAW_PASSES)], "raw", stdout=subprocess.PIPE)
     passes = []
     try:
         while len(passes) < RAW_PASSES:
-            line = await asyncio.to_thread(proc.stdout.readline)
+            line = await asyncio.to_thread(child.proc.stdout.readline)
             if not line:
-                proc.wait(10)
-                raise BenchError(f"the raw loop exited ({proc.returncode}) after {len(passes)} passes:\n"
-                                 f"{_tail_of(log_path)}")
+                child.wait(10)
+                raise BenchError(f"the raw loop exited ({child.returncode}) after {len(passes)} passes:\n"
+                                 f"{child.log_tail()}")
             result = json.loads(line)
             passes.append(result)
             say(f"  raw pass {len(passes)}/{RAW_PASSES}: {result['messages']:,} messages in {result['seconds']:.2f} s "
                 f"= {result['per_s']:,.0f} lines/s")
     finally:
-        res.stop_process(proc)
+        child.stop(20.0)
     watch.report("raw", r)
     result = sorted(passes, key=lambda x: x["per_s"])[len(passes) // 2]
     r.raw_lines, r.raw_seconds, r.raw_lines_per_s = result["messages"], result["seconds"], result["per_s"]
     r.raw_passes_lines_per_s = [round(x["per_s"], 1) for x in passes]
 
 
-async def phase_naive(res: Resources, settings: Settings, tag: str, messages: list[tuple[bytes, bytes]],
-                      limit: int | None, workdir: Path, r: RunResult) -> None:
+async def phase_naive(res: Resources, scope: RunScope, messages: list[tuple[bytes, bytes]], limit: int | None,
+                      r: RunResult) -> None:
     n = len(messages) if limit is None else min(limit, len(messages))
     capped = f"capped at {n:,} of {len(messages):,} lines (naive_lines)" if n < len(messages) else ""
     say(f"phase 2/4 naive faust (1 event/line, 1 table update, memory store): {n:,} line messages"
         + (f", {capped}" if capped else ""))
-    src, dst = f"{tag}.naive-in", f"{tag}.naive-out"
-    app_id = f"{tag}-naive"
-    res.groups.append(app_id)
-    _create_topics(res.bootstrap, [src, dst], settings.partitions, settings.replication)
+    src, dst = scope.topic("naive-in"), scope.topic("naive-out")
+    app_id = f"{scope.settings.app_id}-naive"
+    scope.groups.append(app_id)
+    scope.create_extra_topics([src, dst])
     await _produce(res.bootstrap, ((src, k, v) for k, v in messages[:n]), "line messages")
     env = {
         **os.environ,
         "ESEP_BENCH_BROKER": res.bootstrap, "ESEP_BENCH_APP_ID": app_id, "ESEP_BENCH_IN": src,
-        "ESEP_BENCH_OUT": dst, "ESEP_BENCH_PARTITIONS": str(settings.partitions),
-        "ESEP_BENCH_DATA_DIR": str(workdir / "naive"), "ESEP_BENCH_WEB_PORT": str(free_port()),
+        "ESEP_BENCH_OUT": dst, "ESEP_BENCH_PARTITIONS": str(scope.settings.partitions),
+        "ESEP_BENCH_DATA_DIR": str(scope.log_dir / "naive"), "ESEP_BENCH_WEB_PORT": str(free_port()),
     }
-    log_path = workdir / "naive.log"
-    tail = await Tail(res.bootstrap, [dst]).start()
+    tail = TopicReader(res.bootstrap, [dst])
     watch = CpuWatch(res)
-    proc = res.spawn([sys.executable, "-m", "tools.bench_naive"], env, log_path)
+    child = scope.spawn([sys.executable, "-m", "tools.bench_naive"], "naive", env)
     try:
         count, first_ts, last_ts = 0, None, None
         spawned = time.monotonic()
         first_seen = None
         last_report = time.monotonic()
         while count < n:
-            if proc.poll() is not None:
-                raise BenchError(f"the naive faust worker exited ({proc.returncode}):\n{_tail_of(log_path)}")
+            if not child.running:
+                raise BenchError(f"the naive faust worker exited ({child.returncode}):\n{child.log_tail()}")
             now = time.monotonic()
             if first_seen is None and now - spawned > 120:
-                raise BenchError(f"the naive faust worker produced nothing in 120 s:\n{_tail_of(log_path)}")
+                raise BenchError(f"the naive faust worker produced nothing in 120 s:\n{child.log_tail()}")
             if first_seen is not None and now - first_seen > NAIVE_TIME_LIMIT_S:
                 capped = (f"stopped after {NAIVE_TIME_LIMIT_S:.0f} s at {count:,} of {n:,} lines "
                           f"(rate over those)")
                 say(f"  naive: {capped}")
                 break
-            for rec in await tail.poll(1000):
+            for rec in await tail.apoll(1000):
                 count += 1
                 first_ts = rec.timestamp if first_ts is None else min(first_ts, rec.timestamp)
                 last_ts = rec.timestamp if last_ts is None else max(last_ts, rec.timestamp)
@@ -474,8 +366,8 @@ async def phase_naive(res: Resources, settings: Settings, tag: str, messages: li
                 seconds = max(1e-3, (last_ts - first_ts) / 1000)
                 say(f"  naive: {count:,}/{n:,} ({(count - 1) / seconds:,.0f}/s)")
     finally:
-        await tail.stop()
-        res.stop_process(proc)
+        tail.close()
+        child.stop(20.0)
     watch.report("naive", r)
     seconds = max(1e-3, (last_ts - first_ts) / 1000) if count > 1 else 0.0
     r.naive_lines, r.naive_seconds = count, seconds
@@ -484,87 +376,36 @@ async def phase_naive(res: Resources, settings: Settings, tag: str, messages: li
     say(f"  naive: {count:,} lines in {seconds:.2f} s = {r.naive_lines_per_s:,.0f} lines/s")
 
 
-class EsepWorker:
-    """One `esep worker` subprocess on the run's own topics, app id, data dir and port."""
+async def wait_settled(worker: WorkerProcess, timeout: float = 300.0, idle_cores: float = SETTLED_CORES,
+                       window: float = 1.0, windows: int = SETTLED_WINDOWS) -> tuple[float, float]:
+    """Until the worker idles (its own CPU below `idle_cores` for `windows` windows in a row):
+    whatever it does after /ready on its own (e.g. publishing the history of a freshly loaded
+    registry, which starts only once its consumer group has joined) is done before the orders
+    arrive. Returns (seconds waited, worker CPU seconds spent meanwhile)."""
+    started = time.monotonic()
+    first = _process_cpu(worker.pid)
+    idle = 0
+    while time.monotonic() - started < timeout:
+        worker.check_alive()
+        before = _process_cpu(worker.pid)
+        await asyncio.sleep(window)
+        after = _process_cpu(worker.pid)
+        if before is None or after is None:
+            return time.monotonic() - started, 0.0
+        idle = idle + 1 if (after - before) / window < idle_cores else 0
+        if idle >= windows:
+            return time.monotonic() - started, after - (first or 0.0)
+    raise BenchError(f"the esep worker was still busy {timeout:.0f} s after /ready:\n{worker.log_tail()}")
 
-    def __init__(self, res: Resources, settings: Settings, tag: str, workdir: Path):
-        self.res = res
-        self.port = free_port()
-        self.log_path = workdir / "esep-worker.log"
-        self.env = {
-            **os.environ,
-            "ESEP_BROKER": f"kafka://{res.bootstrap}",
-            "ESEP_APP_ID": tag,
-            "ESEP_WORKER_ID": f"{tag}-w1",
-            "ESEP_DATA_DIR": str(workdir / "esep"),
-            "ESEP_WEB_PORT": str(self.port),
-            "ESEP_WEB_BIND": "127.0.0.1",
-            "ESEP_PARTITIONS": str(settings.partitions),
-            "ESEP_REPLICATION": str(settings.replication),
-            "ESEP_BATCH_SIZE": str(settings.batch_size),
-            "ESEP_BATCH_WITHIN_MS": repr(settings.batch_within_s * 1000.0),
-            "ESEP_SESSION_TIMEOUT_S": repr(settings.session_timeout_s),
-            "ESEP_COMMIT_INTERVAL_S": repr(settings.commit_interval_s),
-            "ESEP_LOG_LEVEL": settings.log_level,
-            # Decide at once: with the registry-lag hold on, an order with a line waiting for the
-            # registry gets its result only at the business-day cut-off, hours after the benchmark.
-            "ESEP_PENDING": "off",
-            **{f"ESEP_TOPIC_{k.upper()}": f"{tag}.{v}" for k, v in DEFAULT_TOPICS.items()},
-        }
-        self.settings = Settings.from_env(self.env)
-        self.proc: subprocess.Popen | None = None
-        self.started = 0.0
 
-    def start(self) -> None:
-        self.started = time.monotonic()
-        self.proc = self.res.spawn([sys.executable, "-m", "streams.cli", "worker"], self.env, self.log_path)
-
-    async def wait_ready(self, timeout: float = 300.0) -> float:
-        url = f"http://127.0.0.1:{self.port}/ready"
-        while time.monotonic() - self.started < timeout:
-            self.check_alive()
-            if await asyncio.to_thread(_http_ok, url):
-                return time.monotonic() - self.started
-            await asyncio.sleep(0.1)
-        raise BenchError(f"the esep worker was not ready in {timeout:.0f} s:\n{_tail_of(self.log_path)}")
-
-    async def wait_settled(self, timeout: float = 300.0, idle_cores: float = SETTLED_CORES,
-                           window: float = 1.0, windows: int = SETTLED_WINDOWS) -> tuple[float, float]:
-        """Until the worker idles (its own CPU below `idle_cores` for `windows` windows in a row):
-        whatever it does after /ready on its own (e.g. publishing the history of a freshly loaded
-        registry, which starts only once its consumer group has joined) is done before the orders
-        arrive. Returns (seconds waited, worker CPU seconds spent meanwhile)."""
-        started = time.monotonic()
-        first = _process_cpu(self.proc.pid)
-        idle = 0
-        while time.monotonic() - started < timeout:
-            self.check_alive()
-            before = _process_cpu(self.proc.pid)
-            await asyncio.sleep(window)
-            after = _process_cpu(self.proc.pid)
-            if before is None or after is None:
-                return time.monotonic() - started, 0.0
-            idle = idle + 1 if (after - before) / window < idle_cores else 0
-            if idle >= windows:
-                return time.monotonic() - started, after - (first or 0.0)
-        raise BenchError(f"the esep worker was still busy {timeout:.0f} s after /ready:\n{_tail_of(self.log_path)}")
-
-    def check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise BenchError(f"the esep worker exited ({self.proc.returncode}):\n{_tail_of(self.log_path)}")
-
-    def registry_load_s(self) -> float | None:
-        """The replica's own figure, from its log line `registry replica ready: N records in X s`."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return None
-        m = re.search(r"registry replica ready: (\d+) records in ([0-9.]+) s", text)
-        return float(m.group(2)) if m else None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.res.stop_process(self.proc)
+def registry_load_s(worker: WorkerProcess) -> float | None:
+    """The replica's own figure, from its log line `registry replica ready: N records in X s`."""
+    try:
+        text = worker.log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"registry replica ready: (\d+) records in ([0-9.]+) s", text)
+    return float(m.group(2)) if m else None
 
 
 class Results:
@@ -586,10 +427,9 @@ class Results:
         return new
 
 
-async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options, registry: list[dict],
-                     records, workdir: Path, r: RunResult) -> tuple[EsepWorker, Tail, Results]:
+async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: list[dict], records,
+                     r: RunResult) -> tuple[WorkerProcess, TopicReader, Results]:
     from .synthetic import summary_of
-    from streams.topics import ensure_topics
 
     orders = [rec for rec in records if rec.kind == "order"]
     expected_ids = {rec.expect["notification_id"] for rec in orders}
@@ -597,28 +437,26 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
     total_lines = sum(line_count.values())
     say(f"phase 3/4 esep worker: {len(registry):,} registry persons, {len(orders):,} orders of {opts.lines} lines "
         f"= {total_lines:,} lines (+{len(records) - len(orders)} repeats/malformed records)")
-    worker = EsepWorker(res, settings, tag, workdir)
-    res.groups.append(tag)
-    ensure_topics(worker.settings, res.bootstrap)
-    topics = worker.settings.topics
-    _wait_leaders(res.bootstrap, [getattr(topics, k) for k in DEFAULT_TOPICS])
+    worker = scope.worker("w1")
+    scope.create_topics()
+    topics = scope.topics
     await _produce(res.bootstrap, ((topics.registry_persons, p["iin"].encode(), orjson.dumps(p)) for p in registry),
                    "registry persons")
-    tail = await Tail(res.bootstrap, [topics.order_results]).start()
+    tail = TopicReader(res.bootstrap, [topics.order_results])
     results = Results()
     worker.start()
-    ready_s = await worker.wait_ready()
+    ready_s = await asyncio.to_thread(worker.wait_ready, 300.0)
     r.worker_ready_s = ready_s
-    r.registry_load_s = worker.registry_load_s()
+    r.registry_load_s = registry_load_s(worker)
     say(f"  worker ready in {ready_s:.1f} s (registry replica loaded in "
         f"{r.registry_load_s if r.registry_load_s is not None else float('nan'):.1f} s)")
     # A fresh registry keeps the worker busy after /ready (the registry-change publisher records a
     # first version of every person): the orders come once it idles, so that the rate is posting's.
-    r.worker_settle_s, r.worker_settle_cpu_s = await worker.wait_settled()
+    r.worker_settle_s, r.worker_settle_cpu_s = await wait_settled(worker)
     say(f"  worker idle {r.worker_settle_s:.1f} s after ready ({r.worker_settle_cpu_s:.1f} s of CPU on its own "
         f"start-up work meanwhile)")
     watch = CpuWatch(res)
-    profiler = _start_profiler(res, worker, opts.profile_dir, tag) if opts.profile_dir is not None else None
+    profiler = _start_profiler(scope, worker, opts.profile_dir) if opts.profile_dir is not None else None
     sent_at_ms = time.time() * 1000
     await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in records),
                    "notification records")
@@ -628,7 +466,7 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
     done_lines = 0
     while not expected_ids.issubset(results.first):
         worker.check_alive()
-        new = results.add(await tail.poll(500))
+        new = results.add(await tail.apoll(500))
         for nid, ts, value in new:
             first_ts = ts if first_ts is None else min(first_ts, ts)
             last_ts = ts if last_ts is None else max(last_ts, ts)
@@ -638,7 +476,7 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
             last_new = now
         elif now - last_new > 120:
             missing = len(expected_ids - set(results.first))
-            raise BenchError(f"no new result in 120 s, {missing:,} orders without one:\n{_tail_of(worker.log_path)}")
+            raise BenchError(f"no new result in 120 s, {missing:,} orders without one:\n{worker.log_tail()}")
         if now - last_report >= 2.0 and first_ts is not None:
             last_report = now
             seconds = max(1e-3, (last_ts - first_ts) / 1000)
@@ -646,7 +484,7 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
                 f"({done_lines / seconds:,.0f} lines/s)")
     watch.report("esep", r)
     if profiler is not None:
-        _stop_profiler(res, profiler)
+        _stop_profiler(profiler)
     firsts = sorted((ts, value["lines_total"]) for nid, (ts, value) in results.first.items() if nid in expected_ids)
     seconds = max(1e-3, (firsts[-1][0] - firsts[0][0]) / 1000)
     r.esep_orders = sum(1 for nid in expected_ids if nid in results.first)
@@ -671,25 +509,21 @@ async def phase_esep(res: Resources, settings: Settings, tag: str, opts: Options
     return worker, tail, results
 
 
-def _start_profiler(res: Resources, worker: EsepWorker, out_dir: Path, tag: str):
+def _start_profiler(scope: RunScope, worker: WorkerProcess, out_dir: Path):
     """py-spy on the worker while it posts (phase 3), as collapsed stacks (one sampler: it costs CPU)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{tag}-worker.collapsed.txt"
-    proc = res.spawn([spy, "record", "--pid", str(worker.proc.pid), "--rate", "200", "--format", "raw",
-                      "--nonblocking", "-o", str(path)], dict(os.environ), out_dir / f"{tag}-py-spy.log")
-    return proc, path
+    path = out_dir / f"{scope.run_id}-worker.collapsed.txt"
+    child = scope.spawn([spy, "record", "--pid", str(worker.pid), "--rate", "200", "--format", "raw",
+                         "--nonblocking", "-o", str(path)], "py-spy")
+    return child, path
 
 
-def _stop_profiler(res: Resources, profiler) -> None:
-    proc, path = profiler
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)  # py-spy writes its output on SIGINT
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    res.stop_process(proc)
+def _stop_profiler(profiler) -> None:
+    child, path = profiler
+    child.signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    child.wait(30)
+    child.stop(20.0)
     if path.exists():
         say(f"  profile of the worker (py-spy, collapsed stacks) written to {path}")
         for line in profile_summary(path):
@@ -720,8 +554,8 @@ def profile_summary(path: Path, top: int = 15) -> list[str]:
     return out
 
 
-async def phase_latency(res: Resources, tag: str, opts: Options, registry: list[dict], worker: EsepWorker,
-                        tail: Tail, results: Results, rep: int, r: RunResult) -> None:
+async def phase_latency(res: Resources, scope: RunScope, opts: Options, registry: list[dict], worker: WorkerProcess,
+                        tail: TopicReader, results: Results, rep: int, r: RunResult) -> None:
     from aiokafka import AIOKafkaProducer
 
     from rules.calendar import ALMATY
@@ -737,13 +571,13 @@ async def phase_latency(res: Resources, tag: str, opts: Options, registry: list[
     batch = [rec for rec in make_orders(registry, n, opts.lines, SEED + 1000 + rep, Scenario.benchmark(),
                                         received_at=lambda: now, id_prefix=f"LAT{rep}")
              if rec.kind == "order"]
-    topic = worker.settings.topics.credit_notifications
+    topic = scope.topics.credit_notifications
     sent: dict[str, float] = {}
     latencies: list[float] = []
 
     async def collect() -> None:
         while True:
-            for nid, ts, _ in results.add(await tail.poll(200)):
+            for nid, ts, _ in results.add(await tail.apoll(200)):
                 t0 = sent.get(nid)
                 if t0 is not None:
                     latencies.append(ts - t0 * 1000.0)
@@ -822,21 +656,22 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
     for rep in range(opts.runs):
         if opts.runs > 1:
             say(f"=== run {rep + 1} of {opts.runs}")
-        tag = f"{PREFIX}-{res.run_id}-{rep}"
-        workdir = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
+        run_id = f"{res.run_id}-{rep}"
+        workdir = Path(tempfile.mkdtemp(prefix=f"esep-{run_id}-"))
         res.temp_dirs.append(workdir)
+        scope = res.scope(run_id, workdir, settings)
         r = RunResult()
-        await phase_raw(res, settings, tag, messages, workdir, r)
-        await phase_naive(res, settings, tag, messages, opts.naive_lines, workdir, r)
+        await phase_raw(res, scope, messages, r)
+        await phase_naive(res, scope, messages, opts.naive_lines, r)
         if rep > 0:  # fresh ids and received_at for the next worker
             now = datetime.now(ALMATY)
             records = make_orders(registry, opts.orders, opts.lines, SEED + rep, Scenario.benchmark(),
                                   received_at=lambda: now, id_prefix=f"BENCH{rep}")
-        worker, tail, results = await phase_esep(res, settings, tag, opts, registry, records, workdir, r)
+        worker, tail, results = await phase_esep(res, scope, opts, registry, records, r)
         try:
-            await phase_latency(res, tag, opts, registry, worker, tail, results, rep, r)
+            await phase_latency(res, scope, opts, registry, worker, tail, results, rep, r)
         finally:
-            await tail.stop()
+            tail.close()
             worker.stop()
         runs.append(r)
     return runs
@@ -992,7 +827,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
     except BenchError as exc:
         say(f"error: {exc}")
         return 2
-    res = Resources(run_id=f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}")
+    res = Resources(run_id=f"{PREFIX}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}")
     previous_term = _sigterm_as_interrupt()
     # aiokafka warns on every retried produce while a new topic's leaders settle: noise here.
     client_log = logging.getLogger("aiokafka")
@@ -1016,7 +851,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
             path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
             print(f"\nJSON written to {path}", flush=True)
         return 0
-    except BenchError as exc:
+    except (BenchError, ChildError) as exc:
         say(f"error: {exc}")
         return 1
     finally:

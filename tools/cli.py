@@ -1,4 +1,4 @@
-"""The tools' commands of `esep` (local broker, demo, simulate, bench), registered through the
+"""The tools' commands of `esep` (local broker, demo, simulate, bench, reconcile, chaos), registered through the
 `esep.commands` entry points: the engine's command line finds them without importing the tools."""
 from __future__ import annotations
 
@@ -64,6 +64,14 @@ def _bench(args, settings: Settings) -> int:
                      profile_dir=args.profile)
 
 
+@_broker_errors
+def _reconcile(args, settings: Settings) -> int:
+    from .reconcile import run_reconcile
+
+    return run_reconcile(settings, since=args.since, until=args.until, lookback_days=args.lookback_days,
+                         strict=args.strict, out=args.json, max_ids=args.max_ids)
+
+
 def kafka_command(sub) -> None:
     k = sub.add_parser("kafka", help="a local single-node Apache Kafka (KRaft) from Maven Central jars")
     k.add_argument("action", choices=["start", "stop", "status"])
@@ -99,3 +107,43 @@ def bench_command(sub) -> None:
     b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
     b.set_defaults(func=_bench)
+
+
+def reconcile_command(sub) -> None:
+    r = sub.add_parser("reconcile", help="check every output topic against the notifications: nothing lost, "
+                                         "nothing doubled, amounts conserved (exit 1 on a breach)")
+    r.add_argument("--since", default=None,
+                   help="judge only notifications received (Kafka time) from this RFC 3339 time or date")
+    r.add_argument("--until", default=None, help="... up to this time or date")
+    r.add_argument("--lookback-days", type=float, default=7.0,
+                   help="with --since, also read this many days before it (earlier copies of an order)")
+    r.add_argument("--strict", action="store_true",
+                   help="an order without a result is lost even if its deadline has not passed (held)")
+    r.add_argument("--json", default=None, help="also write the report as JSON here")
+    r.add_argument("--max-ids", type=int, default=20, help="offending ids listed per kind of breach")
+    r.set_defaults(func=_reconcile)
+
+
+@_broker_errors
+def _chaos(args, settings: Settings) -> int:
+    from .chaos import ChaosOptions, run_chaos
+
+    return run_chaos(settings, ChaosOptions(orders=args.orders, lines=args.lines, persons=args.persons,
+                                            kills=args.kills, broker_restarts=args.broker_restarts,
+                                            rate=args.rate, seed=args.seed, out=args.json, keep=args.keep))
+
+
+def chaos_command(sub) -> None:
+    c = sub.add_parser("chaos", help="two workers, SIGKILLs and a broker restart mid-stream, then reconcile")
+    c.add_argument("--orders", type=int, default=5100,
+                   help="notifications (default 5100: over 100,000 lines, a few orders have fewer than 20)")
+    c.add_argument("--lines", type=int, default=20, help="lines per notification (default 20)")
+    c.add_argument("--persons", type=int, default=20_000, help="synthetic registry size (default 20000)")
+    c.add_argument("--kills", type=int, default=5, help="SIGKILLs of a worker (default 5)")
+    c.add_argument("--broker-restarts", type=int, default=1, help="stops and starts of the broker (default 1)")
+    c.add_argument("--rate", type=float, default=40.0,
+                   help="notifications per second fed (default 40: the stream outlasts the events)")
+    c.add_argument("--seed", type=int, default=430)
+    c.add_argument("--json", default="chaos-results/chaos.json", help="where to write the figures")
+    c.add_argument("--keep", action="store_true", help="keep the logs and the broker's data when it passes too")
+    c.set_defaults(func=_chaos)

@@ -9,17 +9,19 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from rules.calendar import ALMATY, default_calendar
 from rules.codes import REGISTRY_LAG_REASONS
 from rules.money import format_tiyn, parse_amount
 
-from .runner import WorkerProcess, broker_for, metric_value, percentile, run_scoped_env
 from streams.settings import Settings
+
 from .chart import write_run_chart
+from .reading import TopicReader
+from .runner import broker_for, metric_value, percentile
+from .scope import RunScope
 from .synthetic import Scenario, make_orders, make_registry, split_late, summary_of
-from streams.topics import ensure_topics
 
 
 class Observed:
@@ -28,9 +30,7 @@ class Observed:
     def __init__(self, bootstrap: str, settings: Settings):
         t = settings.topics
         self.t = t
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                      auto_offset_reset="earliest")
-        self.consumer.subscribe([t.order_results, t.refunds, t.posted_contributions, t.dead_letters])
+        self.reader = TopicReader(bootstrap, [t.order_results, t.refunds, t.posted_contributions, t.dead_letters])
         self.results: dict[str, tuple[dict, int]] = {}
         self.refunds: dict[str, dict] = {}
         self.posted: dict[str, dict] = {}
@@ -39,26 +39,20 @@ class Observed:
         self.refunded_ts: list[float] = []
 
     def poll(self, budget_s: float = 0.3) -> None:
-        end = time.monotonic() + budget_s
-        while time.monotonic() < end:
-            batch = self.consumer.poll(timeout_ms=50, max_records=10000)
-            if not batch:
-                return
-            for messages in batch.values():
-                for m in messages:
-                    value = json.loads(m.value)
-                    if m.topic == self.t.order_results:
-                        self.results.setdefault(value["notification_id"], (value, m.timestamp))
-                    elif m.topic == self.t.refunds:
-                        if value["notification_id"] not in self.refunds:
-                            self.refunded_ts.extend([m.timestamp / 1000.0] * len(value["lines"]))
-                        self.refunds.setdefault(value["notification_id"], value)
-                    elif m.topic == self.t.posted_contributions:
-                        if value["entry_id"] not in self.posted:
-                            self.posted_ts.append(m.timestamp / 1000.0)
-                        self.posted.setdefault(value["entry_id"], value)
-                    else:
-                        self.dead_letters.append(value)
+        for m in self.reader.poll_for(budget_s):
+            value = json.loads(m.value)
+            if m.topic == self.t.order_results:
+                self.results.setdefault(value["notification_id"], (value, m.timestamp))
+            elif m.topic == self.t.refunds:
+                if value["notification_id"] not in self.refunds:
+                    self.refunded_ts.extend([m.timestamp / 1000.0] * len(value["lines"]))
+                self.refunds.setdefault(value["notification_id"], value)
+            elif m.topic == self.t.posted_contributions:
+                if value["entry_id"] not in self.posted:
+                    self.posted_ts.append(m.timestamp / 1000.0)
+                self.posted.setdefault(value["entry_id"], value)
+            else:
+                self.dead_letters.append(value)
 
     def summary(self) -> dict:
         statuses = Counter(r["status"] for r, _ in self.results.values())
@@ -129,12 +123,13 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
     out.mkdir(parents=True, exist_ok=True)
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     say(f"esep demo {run_id}: {orders} notifications of {lines} lines against {persons:,} registry persons")
-    worker = None
+    worker = scope = observed = None
     with broker_for(settings, log=say) as bootstrap:
         try:
-            env = run_scoped_env(settings, bootstrap, run_id, settings.data_dir / "runs" / run_id)
-            run_settings = Settings.from_env({**env})
-            ensure_topics(run_settings, bootstrap)
+            scope = RunScope(bootstrap, run_id, settings.data_dir / "runs" / run_id, partitions=settings.partitions,
+                             log_dir=out)
+            run_settings = scope.settings
+            scope.create_topics()
             say(f"[1/5] topics created with suffix .{run_id} on {bootstrap}")
 
             t0 = time.monotonic()
@@ -154,11 +149,11 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
 
             feed_s = len(records) / rate
             cutoff_in_s = feed_s + 25.0
-            env.update(ESEP_PENDING="business-day", ESEP_HOLD_CHECK_S="1",
-                       ESEP_HOLD_CUTOFF_MIN=f"{hold_margin_minutes(datetime.now(ALMATY), cutoff_in_s):.4f}")
+            hold = dict(ESEP_PENDING="business-day", ESEP_HOLD_CHECK_S="1",
+                        ESEP_HOLD_CUTOFF_MIN=f"{hold_margin_minutes(datetime.now(ALMATY), cutoff_in_s):.4f}")
             say(f"      registry-lag hold on; its cut-off compressed to ~{cutoff_in_s:.0f} s after the first "
-                f"notification (ESEP_HOLD_CUTOFF_MIN={env['ESEP_HOLD_CUTOFF_MIN']})")
-            worker = WorkerProcess(env, "demo-worker", out / f"{run_id}-worker.log").start()
+                f"notification (ESEP_HOLD_CUTOFF_MIN={hold['ESEP_HOLD_CUTOFF_MIN']})")
+            worker = scope.worker("demo-worker", log_path=out / f"{run_id}-worker.log", **hold).start()
             ready_s = worker.wait_ready()
             say(f"[3/5] worker pid {worker.pid} ready in {ready_s:.1f} s (registry replica caught up), "
                 f"log {worker.log_path}")
@@ -267,8 +262,11 @@ def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: s
                 else "NOT RECONCILED: see the rows marked ✗ and the worker log")
             return 0 if ok else 1
         finally:
+            if observed is not None:
+                observed.reader.close()
+            if scope is not None:
+                scope.close()
             if worker is not None:
-                worker.stop()
                 say(f"stopped the worker (pid {worker.pid})")
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "iin_for",
     "make_registry",
     "split_late",
+    "registry_changes",
     "make_orders",
     "summary_of",
     "RECIPIENT_NAME",
@@ -324,6 +325,32 @@ def split_late(registry: Sequence[dict[str, Any]], ratio: float, seed: int
     for person in registry:
         (late if person["death_date"] is None and rng.random() < ratio else early).append(person)
     return early, late
+
+
+def registry_changes(registry: Sequence[dict[str, Any]], n: int, seed: int | str, updated_at: datetime
+                     ) -> list[tuple[str, dict[str, Any] | None]]:
+    """`n` changes to living persons already in the registry, as (iin, new record or None for a
+    deletion), for a registry that changes while notifications naming them are decided: half get
+    a new surname (a marriage, a correction), a quarter a death date (the first day of the month
+    before `updated_at`), a quarter are deleted. A line decided before the change must not be
+    decided again differently after a redelivery."""
+    rng = _rng(seed, "changes")
+    living = [p for p in registry if p["death_date"] is None]
+    stamp = updated_at.astimezone(ALMATY).isoformat(timespec="seconds")
+    died = (updated_at.astimezone(ALMATY).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    for person in rng.sample(living, min(n, len(living))):
+        draw = rng.random()
+        if draw < 0.5:
+            renamed = _one_of(rng, _KZ_SURNAME_FORMS)[_SEX_INDEX[person["sex"]]]
+            if _plain(renamed) == _plain(person["surname"]):
+                renamed += "-" + _one_of(rng, _RU_SURNAME_FORMS)[_SEX_INDEX[person["sex"]]]
+            out.append((person["iin"], {**person, "surname": renamed, "updated_at": stamp}))
+        elif draw < 0.75:
+            out.append((person["iin"], {**person, "death_date": died.isoformat(), "updated_at": stamp}))
+        else:
+            out.append((person["iin"], None))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

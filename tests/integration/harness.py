@@ -8,42 +8,50 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
+from streams.topics import INPUT_RECORD_MAX_BYTES
+from tools.reading import TopicReader
 from tools.runner import WorkerProcess as RunnerWorker
 from tools.runner import free_port  # noqa: F401  (re-exported for the monitoring tests)
-from streams.settings import DEFAULT_TOPICS, Settings
-from streams.topics import ensure_topics
+from tools.scope import RunScope
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Stack:
-    """One isolated deployment on the shared broker: its own topics, app id and data dir."""
+class WorkerProcess(RunnerWorker):
+    """A worker of a test stack: the product's own runner; a failure to start fails the test."""
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        try:
+            return super().wait_ready(timeout)
+        except RuntimeError as exc:
+            raise AssertionError(f"worker {self.worker_id}: {exc}") from None
+
+    def metric(self, name: str, labels: str = "") -> float:
+        # Tests name a sample with its labels: 'esep_notifications_total{outcome="duplicate"}'.
+        if "{" in name and not labels:
+            name, _, rest = name.partition("{")
+            labels = rest.rstrip("}")
+        return super().metric(name, labels)
+
+
+class Stack(RunScope):
+    """One isolated deployment on the shared broker: the tools' run scope, with a producer."""
+
+    worker_class = WorkerProcess
 
     def __init__(self, bootstrap: str, tmp: Path, partitions: int = 4, **extra_env: str):
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap, f"test-{uuid.uuid4().hex[:8]}", tmp / "data", partitions=partitions,
+                         log_dir=tmp, env={"ESEP_SESSION_TIMEOUT_S": "6", "ESEP_LOG_LEVEL": "info", **extra_env})
         self.tmp = tmp
-        suffix = uuid.uuid4().hex[:8]
-        self.env = {
-            "ESEP_BROKER": f"kafka://{bootstrap}",
-            "ESEP_APP_ID": f"esep-test-{suffix}",
-            "ESEP_PARTITIONS": str(partitions),
-            "ESEP_SESSION_TIMEOUT_S": "6",
-            "ESEP_LOG_LEVEL": "info",
-            **{f"ESEP_TOPIC_{k.upper()}": f"{v}.{suffix}" for k, v in DEFAULT_TOPICS.items()},
-            **extra_env,
-        }
-        self.settings = Settings.from_env(self.env)
-        self.topics = self.settings.topics
-        ensure_topics(self.settings, bootstrap)
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-        self.workers: list[WorkerProcess] = []
+        self.create_topics()
+        # Room for the largest input the topics take (streams/topics.py), as a bank's producer needs.
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                      max_request_size=INPUT_RECORD_MAX_BYTES + 64 * 1024)
 
-    def worker(self, worker_id: str = "w1", **env: str) -> "WorkerProcess":
-        w = WorkerProcess(self, worker_id, env)
-        self.workers.append(w)
-        return w
+    def worker(self, worker_id: str = "w1", **env: str) -> WorkerProcess:
+        return super().worker(worker_id, **env)
 
     def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         self.producer.send(topic, key=key, value=value)
@@ -62,57 +70,27 @@ class Stack:
         self.producer.flush()
 
     def close(self) -> None:
-        for w in self.workers:
-            w.stop()
+        super().close()
         self.producer.close()
 
 
-class WorkerProcess(RunnerWorker):
-    """A worker of a test stack: the product's own runner, with the stack's environment."""
-
-    def __init__(self, stack: Stack, worker_id: str, env: dict[str, str]):
-        super().__init__({**stack.env, "ESEP_DATA_DIR": str(stack.tmp / "data"), **env}, worker_id,
-                         stack.tmp / f"{worker_id}.log")
-        self.worker_id = worker_id
-
-    def wait_ready(self, timeout: float = 60) -> float:
-        try:
-            return super().wait_ready(timeout)
-        except RuntimeError as exc:
-            raise AssertionError(f"worker {self.worker_id}: {exc}\n{self.log_tail()}") from None
-
-    def metric(self, name: str, labels: str = "") -> float:
-        # Tests name a sample with its labels: 'esep_notifications_total{outcome="duplicate"}'.
-        if "{" in name and not labels:
-            name, _, rest = name.partition("{")
-            labels = rest.rstrip("}")
-        return super().metric(name, labels)
-
-
 class Outputs:
-    """Everything on the output topics, read from the beginning and kept as it arrives."""
+    """Everything on the output topics, read from the beginning and kept as it arrives.
+    `consumer.subscribe([...])` reads other topics instead."""
 
     def __init__(self, stack: Stack):
         t = stack.topics
         self.topics = [t.posted_contributions, t.refunds, t.order_results, t.dead_letters,
                        t.credit_notifications]
         self.t = t
-        self.consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, group_id=None)
-        self.consumer.subscribe(self.topics)
+        self.consumer = TopicReader(stack.bootstrap, self.topics)
         self.records: dict[str, list] = defaultdict(list)
 
     def poll(self, budget_s: float = 0.5) -> None:
         """Read what has arrived, for at most about `budget_s` (the stream may never pause)."""
-        end = time.monotonic() + budget_s
-        while time.monotonic() < end:
-            batch = self.consumer.poll(timeout_ms=100, max_records=5000)
-            if not batch:
-                return
-            for messages in batch.values():
-                for m in messages:
-                    value = json.loads(m.value) if m.topic != self.t.credit_notifications else m.value
-                    self.records[m.topic].append((m.key, value))
+        for m in self.consumer.poll_for(budget_s):
+            value = json.loads(m.value) if m.topic != self.t.credit_notifications else m.value
+            self.records[m.topic].append((m.key, value))
 
     def drain(self, quiet_s: float = 1.5, max_s: float = 60.0) -> None:
         """Read until nothing new arrived for `quiet_s`: every partition of every topic caught up

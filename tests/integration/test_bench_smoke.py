@@ -20,7 +20,7 @@ def _run_topics(bootstrap: str) -> list[str]:
 
     admin = admin_client(bootstrap)
     try:
-        return [t for t in admin.list_topics() if t.startswith("esep-bench-")]
+        return [t for t in admin.list_topics() if "bench-" in t]
     finally:
         admin.close()
 

@@ -23,7 +23,7 @@ PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "esep.yml"
 
 ALERTS = {
     "EsepWorkerDown", "EsepConsumerLagGrowing", "EsepPendingNearDeadline", "EsepDeadlineBreach",
-    "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady",
+    "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady", "EsepCalendarRunningOut",
     "EsepIllegalTransitions", "EsepHeldTransfersNearCutoff",
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.

@@ -4,16 +4,15 @@ rule evaluates without error, every dashboard query runs, and no series carries 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+
+from tools.process import Child, ChildError, http_ok
 
 from ..cases import example_notification, registry_persons
 from ..integration.harness import Stack, free_port
@@ -35,29 +34,19 @@ class PrometheusServer:
         }
         self.config_path = tmp / "prometheus.yml"
         self.config_path.write_text(yaml().safe_dump(config), encoding="utf-8")
-        self.args = [binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                     f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"]
-        self.proc: subprocess.Popen | None = None
+        self.child = Child([binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                            f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"],
+                           self.log_path, name="prometheus")
 
     def start(self) -> "PrometheusServer":
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.child.start()
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        self.child.stop(20)
 
     def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "<no log>"
+        return self.child.log_tail(n)
 
     def get(self, path: str, **params) -> dict:
         query = urllib.parse.urlencode(params, doseq=True)
@@ -70,18 +59,10 @@ class PrometheusServer:
         return self.get("/api/v1/query", query=expr)["result"]
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"prometheus not ready in {timeout}s:\n{self.log_tail()}")
+        try:
+            self.child.wait_ready(lambda: http_ok(f"{self.url}/-/ready"), timeout)
+        except ChildError as exc:
+            raise AssertionError(str(exc)) from None
 
     def wait_for(self, what: str, check, timeout: float = 60):
         deadline, last = time.monotonic() + timeout, None

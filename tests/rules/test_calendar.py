@@ -1,14 +1,24 @@
 import datetime as dt
 import json
 import logging
+import os
+import subprocess
+import sys
 import zoneinfo
+from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
+import rules.calendar
 from rules.calendar import (
-    ALMATY, BusinessCalendar, check_tzdata, default_calendar, local_date, month_of, resolve_almaty,
+    ALMATY, BusinessCalendar, CalendarError, check_tzdata, default_calendar, load_calendar, local_date, month_of,
+    resolve_almaty,
 )
+from streams.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "rules" / "data" / "kz-non-working-days.json"
 
 UTC = dt.timezone.utc
 PLUS5 = dt.timezone(dt.timedelta(hours=5))
@@ -139,6 +149,14 @@ def base(**over):
     (base(extra_working_days=["2026-03-27"]), "Saturdays or Sundays"),
     (base(non_working_days={"2026": ["2026-03-28"]}), "both"),
     (base(timezone="Asia/Aqtobe"), "Asia/Aqtobe"),
+    (base(non_working_days={"2026": []}), "non-empty list"),
+    (base(non_working_days={"26": ["2026-03-23"]}), "not a year"),
+    (base(non_working_days=["2026-03-23"]), "object of years"),
+    ({"timezone": "Asia/Almaty", "non_working_day": {"2026": ["2026-03-23"]}}, "object of years"),
+    (base(extra_working_days="2026-03-28"), "list of dates"),
+    (base(provisional_years=["2027"]), "provisional years without"),
+    (base(provisional_years="2026"), "list of years"),
+    (["2026-03-23"], "JSON object"),
 ])
 def test_bad_data_rejected(data, message):
     with pytest.raises(ValueError, match=message):
@@ -206,14 +224,14 @@ def test_deadline_is_local_midnight_and_aware(cal):
 
 def test_missing_year_weekends_only_one_warning(cal, caplog):
     caplog.set_level(logging.WARNING, logger="esep.calendar")
-    assert cal.is_business_day(D(2027, 1, 1))  # a Friday; no holiday data for 2027
-    assert not cal.is_business_day(D(2027, 1, 2))
-    assert cal.is_business_day(D(2027, 1, 4))
-    # Thu 31 Dec 2026 -> Fri 1 Jan 2027 counts as business: end of Friday.
-    assert cal.receipt_deadline(at(2026, 12, 31, 12)) == at(2027, 1, 2)
+    assert cal.is_business_day(D(2028, 3, 8))  # a Wednesday holiday; no data for 2028
+    assert not cal.is_business_day(D(2028, 3, 11))  # Saturday
+    assert cal.is_business_day(D(2028, 3, 13))
+    # Tue 7 Mar 2028 -> Wed 8 Mar counts as business: end of Wednesday.
+    assert cal.receipt_deadline(at(2028, 3, 7, 12)) == at(2028, 3, 9)
     warnings = [r for r in caplog.records if r.name == "esep.calendar"]
     assert len(warnings) == 1
-    assert warnings[0].levelno == logging.WARNING and "2027" in warnings[0].getMessage()
+    assert warnings[0].levelno == logging.WARNING and "2028" in warnings[0].getMessage()
 
     caplog.clear()
     assert cal.is_business_day(D(2023, 3, 8))  # another absent year: its own warning
@@ -230,7 +248,7 @@ def test_known_year_does_not_warn(cal, caplog):
 
 # --- properties --------------------------------------------------------------------------
 
-covered_days = st.dates(min_value=D(2024, 1, 1), max_value=D(2026, 12, 30))
+covered_days = st.dates(min_value=D(2024, 1, 1), max_value=D(2027, 12, 30))
 
 
 @given(covered_days)
@@ -242,7 +260,7 @@ def test_next_business_day_is_the_first_one(d):
     assert not any(c.is_business_day(d + dt.timedelta(days=k)) for k in range(1, gap))
 
 
-@given(st.datetimes(min_value=dt.datetime(2024, 1, 1), max_value=dt.datetime(2026, 12, 30),
+@given(st.datetimes(min_value=dt.datetime(2024, 1, 1), max_value=dt.datetime(2027, 12, 30),
                     timezones=st.sampled_from([UTC, PLUS5, PLUS6, ALMATY, dt.timezone(dt.timedelta(hours=-7))])))
 def test_deadline_bounds(received):
     c = default_calendar()
@@ -251,6 +269,172 @@ def test_deadline_bounds(received):
     assert (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0)
     # The whole next calendar day always lies between receipt and deadline...
     assert deadline - received > dt.timedelta(hours=24)
-    # ...and no run of days off in 2024-2026 is longer than a week.
+    # ...and no run of days off in 2024-2027 is longer than a week.
     assert deadline - received <= dt.timedelta(days=8)
     assert c.is_business_day(local.date() - dt.timedelta(days=1))
+
+
+# --- 2027 (provisional: statutory holidays, transfers not yet published) ----------------------
+
+# The Law on holidays: days off whenever they fall on a weekday. Those marked False are religious
+# holidays that are not moved when they fall on a weekend (7 January; Kurban Ait is expected on
+# Sunday 16 May 2027 and adds nothing).
+STATUTORY_2027 = [(D(2027, 1, 1), True), (D(2027, 1, 2), True), (D(2027, 1, 7), False), (D(2027, 3, 8), True),
+                  (D(2027, 3, 21), True), (D(2027, 3, 22), True), (D(2027, 3, 23), True), (D(2027, 5, 1), True),
+                  (D(2027, 5, 7), True), (D(2027, 5, 9), True), (D(2027, 7, 6), True), (D(2027, 8, 30), True),
+                  (D(2027, 10, 25), True), (D(2027, 12, 16), True)]
+
+
+def test_2027_is_the_statutory_holidays_with_weekend_ones_moved_to_the_next_working_day():
+    holidays = {d for d, _ in STATUTORY_2027}
+    off = set()
+    for day, moves in STATUTORY_2027:
+        if day.weekday() < 5:
+            off.add(day)
+        elif moves:
+            nxt = day + dt.timedelta(days=1)
+            while nxt.weekday() >= 5 or nxt in holidays or nxt in off:
+                nxt += dt.timedelta(days=1)
+            off.add(nxt)
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    assert {D.fromisoformat(d) for d in shipped["non_working_days"]["2027"]} == off
+    assert shipped["provisional_years"] == ["2027"]
+    assert "not in this file" in shipped["notes"] and "2027" in shipped["notes"]
+
+
+def test_2027_deadlines(cal):
+    assert not cal.is_business_day(D(2027, 1, 4))  # Saturday 2 January moved to Monday
+    assert not cal.is_business_day(D(2027, 3, 24))  # Sunday 21 March moved to Wednesday
+    assert cal.is_business_day(D(2027, 12, 31))
+    # Fri 30 Apr 2027: 1-3 May off (Saturday's holiday on Monday): end of Tuesday 4 May.
+    assert cal.receipt_deadline(at(2027, 4, 30, 15)) == at(2027, 5, 5)
+    assert cal.statutory_gaps() == []
+
+
+@pytest.mark.parametrize("today, ahead", [
+    (D(2026, 11, 1), 61),  # 2027 is provisional: the known days end with 2026
+    (D(2026, 12, 1), 31),
+    (D(2026, 12, 31), 1),
+    (D(2027, 6, 1), -151),  # inside the provisional year
+    (D(2023, 6, 1), -151),  # a year with no data at all
+    (D(2024, 1, 1), 1096),
+])
+def test_days_known_ahead_of_the_shipped_calendar(cal, today, ahead):
+    assert cal.days_known_ahead(today) == ahead
+
+
+def test_days_known_ahead_counts_a_confirmed_year():
+    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    data["provisional_years"] = []
+    assert BusinessCalendar.from_dict(data).days_known_ahead(D(2026, 12, 1)) == 31 + 365
+
+
+# --- load_calendar: the start-up check, and ESEP_CALENDAR_FILE -------------------------------
+
+@pytest.fixture
+def restore_default():
+    before = rules.calendar._default
+    yield
+    rules.calendar._default = before
+
+
+def test_load_calendar_installs_the_operators_file(tmp_path, restore_default, caplog):
+    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    data["non_working_days"]["2027"].append("2027-12-31")  # a bridge day the decree might add
+    data["provisional_years"] = []
+    path = tmp_path / "calendar.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    caplog.set_level(logging.INFO, logger="esep.calendar")
+    loaded = load_calendar(path)
+    assert default_calendar() is loaded
+    assert not default_calendar().is_business_day(D(2027, 12, 31))
+    assert loaded.days_known_ahead(D(2026, 12, 1)) == 396
+    assert any(str(path) in r.getMessage() for r in caplog.records)
+
+
+def test_load_calendar_warns_of_a_provisional_year_and_a_missing_holiday(tmp_path, restore_default, caplog):
+    caplog.set_level(logging.WARNING, logger="esep.calendar")
+    load_calendar()
+    assert any("2027 provisional" in r.getMessage() for r in caplog.records)
+    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    data["non_working_days"]["2026"].remove("2026-12-16")
+    path = tmp_path / "calendar.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    caplog.clear()
+    load_calendar(path)
+    assert any("2026-12-16" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot be read"),
+    ("{", "not JSON"),
+    ('{"non_working_days": {"2027": ["2027-02-30"]}}', "not a YYYY-MM-DD date: '2027-02-30'"),
+])
+def test_load_calendar_names_the_file_and_the_problem(tmp_path, restore_default, content, message):
+    path = tmp_path / "calendar.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    before = default_calendar()
+    with pytest.raises(CalendarError, match=message) as caught:
+        load_calendar(path)
+    assert str(path) in str(caught.value)
+    assert default_calendar() is before, "a bad file installs nothing"
+
+
+def test_load_calendar_refuses_stale_tz_data(monkeypatch, restore_default):
+    monkeypatch.setattr(rules.calendar, "_zone", dt.timezone(dt.timedelta(hours=6)))
+    with pytest.raises(RuntimeError, match="outdated time zone data"):
+        load_calendar()
+
+
+def test_calendar_file_setting(tmp_path):
+    assert Settings.from_env({}).calendar_file is None
+    path = tmp_path / "calendar.json"
+    path.write_text("{}", encoding="utf-8")
+    assert Settings.from_env({"ESEP_CALENDAR_FILE": str(path)}).calendar_file == path
+    with pytest.raises(SettingsError, match="ESEP_CALENDAR_FILE"):
+        Settings.from_env({"ESEP_CALENDAR_FILE": str(tmp_path / "missing.json")})
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, **env})
+
+
+def test_a_worker_refuses_a_bad_calendar_file_at_start_with_a_clear_error(tmp_path):
+    path = tmp_path / "calendar.json"
+    path.write_text('{"non_working_days": {"2027": ["2027-03-06"]}, "extra_working_days": ["2027-03-08"]}',
+                    encoding="utf-8")
+    # No broker is reachable: the calendar is checked before anything else.
+    result = _python("import sys; from streams.cli import main; sys.exit(main(['worker']))",
+                     ESEP_CALENDAR_FILE=str(path), ESEP_BROKER="kafka://127.0.0.1:9", ESEP_DATA_DIR=str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "configuration error: ESEP_CALENDAR_FILE" in result.stderr
+    assert str(path) in result.stderr and "Saturdays or Sundays" in result.stderr
+
+
+# Hide every source of Asia/Almaty (host database and the tzdata package) or make it stale.
+_NO_ZONE = """
+import sys, zoneinfo
+sys.modules["tzdata"] = None
+def missing(key): raise zoneinfo.ZoneInfoNotFoundError(key)
+zoneinfo.ZoneInfo = missing
+"""
+_STALE_ZONE = """
+import datetime, zoneinfo
+zoneinfo.ZoneInfo = lambda key: datetime.timezone(datetime.timedelta(hours=6))
+import sys; sys.modules["tzdata"] = None
+"""
+
+
+@pytest.mark.parametrize("setup, error", [(_NO_ZONE, "no time zone data"), (_STALE_ZONE, "outdated time zone data")])
+def test_importing_the_calendar_never_raises_the_load_does(setup, error):
+    result = _python(setup + """
+import rules.calendar, rules.posting, models.notifications  # must not raise
+try:
+    rules.calendar.load_calendar()
+except RuntimeError as exc:
+    print("LOAD:", exc)
+""")
+    assert result.returncode == 0, result.stderr
+    assert "LOAD:" in result.stdout and error in result.stdout

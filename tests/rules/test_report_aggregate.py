@@ -6,7 +6,7 @@ import pytest
 from rules.report import MonthPartial, Partial, merge, recount
 from rules.report.figures import render
 
-from report_records import alert, decision, posted, recipient, refund, result, reversal, social_payment
+from .report_records import alert, decision, posted, recipient, refund, result, reversal, social_payment
 
 JAN = "2026-01"
 

@@ -9,7 +9,7 @@ from models.report import MonthlyReport, ReportPartial
 from rules.calendar import ALMATY
 from rules.report import Partial, build_report, merge, merge_covers, recount
 
-from report_records import posted, refund, reversal, social_payment
+from .report_records import posted, refund, reversal, social_payment
 
 NOW = dt.datetime(2026, 2, 1, 0, 0, 5, tzinfo=ALMATY)
 

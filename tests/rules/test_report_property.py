@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from rules.report import Partial, flatten, merge, recount, render, render_delta
 from rules.report.figures import delta
 
-from report_records import alert, decision, posted, recipient, refund, result, reversal, social_payment
+from .report_records import alert, decision, posted, recipient, refund, result, reversal, social_payment
 
 IINS = ["870314312348", "921102423450", "010630534571", "040109645673", "581225356784", "900505300407"]
 PAYERS = ["180440000019", "990340001234", "ИП-7"]

@@ -24,7 +24,9 @@ from .errors import BrokerError
 from .jars import ensure_jars
 from .locking import exclusive
 from .ports import pick_free_ports, port_answers, port_is_free
-from .process import is_gone, is_kafka_process, remember_child, terminate
+from tools.process import Child
+
+from .process import is_gone, is_kafka_process, terminate
 from .state import (
     PORTS_FILE,
     BrokerInfo,
@@ -228,18 +230,11 @@ def _launch(java: str, libs: Path, data_dir: Path, log_flag: str, heap: str) -> 
         java, f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true", log_flag,
         "-cp", f"{libs}/*", "kafka.Kafka", str(_props_path(data_dir)),
     ]
-    with open(_out_path(data_dir), "ab") as out:
-        # broker.out accumulates across starts; mark where this one begins.
-        out.write(f"=== localkafka: {' '.join(cmd)} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-        out.flush()
-        # A session of its own: Ctrl-C in the caller's terminal does not reach the broker,
-        # which is stopped explicitly with stop().
-        proc = subprocess.Popen(
-            cmd, cwd=data_dir, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    remember_child(proc)
-    return proc
+    # broker.out accumulates across starts; the banner marks where this one begins. The broker runs
+    # in a session of its own: Ctrl-C in the caller's terminal does not reach it (stop() does).
+    banner = f"=== localkafka: {' '.join(cmd)} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+    child = Child(cmd, _out_path(data_dir), cwd=data_dir, name="kafka").start(banner=banner)
+    return child.proc
 
 
 # --------------------------------------------------------------------------- readiness
