@@ -17,9 +17,9 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.settings import Settings
-from streams.topics import ensure_topics
 from tools.fund_synthetic import decision, transfer
-from tools.runner import WorkerProcess, broker_for, metric_value, run_scoped_env
+from tools.runner import WorkerProcess, broker_for, metric_value
+from tools.scope import RunScope
 from tools.synthetic import make_registry
 from rules.codes import PAYMENT_TYPES
 
@@ -52,11 +52,10 @@ def main(argv: list[str]) -> int:
     persons_n = int(argv[0]) if argv else 3000
     base = Settings.from_env()
     with broker_for(base) as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        run_id = f"rb-{uuid.uuid4().hex[:6]}"
-        env = run_scoped_env(base, bootstrap, run_id, Path(tmp))
-        env["ESEP_PENDING"] = "off"
-        settings = Settings.from_env(env)
-        ensure_topics(settings, bootstrap)
+        scope = RunScope(bootstrap, f"rb-{uuid.uuid4().hex[:6]}", Path(tmp), partitions=base.partitions,
+                         env={"ESEP_PENDING": "off"})
+        scope.create_topics()
+        settings = scope.settings
         t = settings.topics
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
         persons = make_registry(persons_n, seed=5, deceased_ratio=0.0)
@@ -67,7 +66,7 @@ def main(argv: list[str]) -> int:
             value = decision(p, ptype, "assign", "2025-01-01", f"B-{n}-A", monthly_amount="60000.00")
             producer.send(t.payment_decisions, key=p["iin"].encode(), value=json.dumps(value, ensure_ascii=False).encode())
         producer.flush()
-        worker = WorkerProcess(env, "bench", Path(tmp) / "worker.log").start()
+        worker = scope.worker("bench").start()
         try:
             worker.wait_ready()
             _wait(worker, "payment-decisions", persons_n)
@@ -88,6 +87,7 @@ def main(argv: list[str]) -> int:
         finally:
             worker.stop()
             producer.close()
+            scope.close(delete_topics=True)
         print(f"recipients agent, one worker, {settings.partitions} partitions, batch {settings.batch_size}:")
         print(f"  decisions: {d_n:.0f} in {d_s:.1f} s = {d_n / d_s:,.0f}/s")
         print(f"  transfers: {t_n:.0f} in {t_s:.1f} s = {t_n / t_s:,.0f}/s")
