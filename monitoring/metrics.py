@@ -80,6 +80,8 @@ ledger_records = Counter(
     "known id), rerouted (re-keyed to its IIN), dead_letter",
     ["input", "outcome"], registry=REGISTRY,
 )
+ledger_batches = Histogram("esep_ledger_batch_records", "Records per batch of the keyed ledgers", ["store"],
+                           buckets=(1, 5, 10, 25, 50, 100, 200, 500), registry=REGISTRY)
 # ---- the recipients ledger (contract, Part 2) ---------------------------------------------------------
 fund_decisions = Counter(
     "esep_fund_decisions_total", "The Fund's decisions on social payments, by payment type, decision, status "

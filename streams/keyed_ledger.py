@@ -44,11 +44,11 @@ from pydantic import BaseModel, ValidationError
 
 from monitoring import metrics
 from rules import entries as stamps
-from rules.errors import classify
+from rules.errors import classify, unprocessable
 from tables.keyed import KeyedStore
 
 from .records import InputRecord, OutputRecord, Sink, dead_letter
-from .sending import send_all, write_changelog
+from .sending import next_offsets_of, send_all, send_dead_letters
 
 log = logging.getLogger("esep.ledger")
 
@@ -129,12 +129,14 @@ class Entry:
     pending: bool = False  # outbox not known to be acknowledged: re-send at restore
     changed: bool = False
     fresh_outbox: bool = False  # the outbox was reset in this write
+    resent: set[str] = field(default_factory=set)  # ids re-emitted from the outbox in this batch
 
     def emit(self, rid: str, outputs: list[Output]) -> None:
         if not self.fresh_outbox:
-            # Earlier writes' outputs were acknowledged before this batch began (unless pending).
+            # Earlier writes' outputs were acknowledged before this batch began (unless pending),
+            # except those this batch re-emits for a redelivery: not acknowledged yet.
             if not self.pending:
-                self.outbox = {}
+                self.outbox = {k: v for k, v in self.outbox.items() if k in self.resent}
             self.fresh_outbox = True
         if outputs:
             self.outbox[rid] = list(outputs)
@@ -237,6 +239,23 @@ def open_ledger_store(path) -> KeyedStore:
     return KeyedStore(path, index=entry_index, aggregate=entry_aggregate)
 
 
+async def write_changelog(sink: Sink, records: list[OutputRecord], store, stage: str, backoff_s: float = 0.5) -> None:
+    """State changes: to their compacted changelog first, acknowledged, then into the local store
+    with the changelog offsets they got (so a restore resumes exactly after them)."""
+    metas = await send_all(sink, records, stage, backoff_s)
+    store.apply([(r.key.decode(), r.value) for r in records], next_offsets_of(metas))
+
+
+async def send_outputs(sink: Sink, records: list[OutputRecord], dead_letter_topic: str, stage: str,
+                       backoff_s: float) -> None:
+    """Outputs, acknowledged; dead letters apart, so that one too large for the broker goes again
+    without its value (streams/sending.py) instead of stopping the batch."""
+    letters = [r for r in records if r.topic == dead_letter_topic]
+    others = [r for r in records if r.topic != dead_letter_topic]
+    await send_all(sink, others, stage, backoff_s)
+    await send_dead_letters(sink, letters, backoff_s)
+
+
 # ---- the processor --------------------------------------------------------------------------------------
 
 
@@ -299,6 +318,8 @@ class KeyedLedgerProcessor:
             if it.rid is not None and it.rid in entry.src:
                 if entry.src[it.rid] == pos:
                     again = entry.outbox.get(it.rid)
+                    if again:
+                        entry.resent.add(it.rid)
                     outputs.extend(o.restamped(ctx.stamp).record() for o in again or ())
                     summary.outcomes[(it.kind.label, "redelivered" if again else "redelivered_acked")] += 1
                 else:
@@ -308,8 +329,8 @@ class KeyedLedgerProcessor:
                 verdict = self.ledger.decide(entry, it, ctx)
             except Exception as exc:  # a bug must not stop the stream: the operator gets the record
                 log.exception("cannot decide %s[%d]@%d", it.record.topic, it.record.partition, it.record.offset)
-                outputs.append(dead_letter(it.record, "schema", f"unprocessable: {type(exc).__name__}: {exc}", now,
-                                           self.ledger.dead_letter_topic))
+                error_kind, message = unprocessable("decide", exc)
+                outputs.append(dead_letter(it.record, error_kind, message, now, self.ledger.dead_letter_topic))
                 summary.outcomes[(it.kind.label, "dead_letter")] += 1
                 continue
             if it.rid is not None:
@@ -326,12 +347,13 @@ class KeyedLedgerProcessor:
 
         changed = [e for e in entries.values() if e.changed]
         await self._write(changed)  # 5.
-        await send_all(self.sink, outputs, self.name, self.retry_backoff_s)  # 6.
+        await send_outputs(self.sink, outputs, self.ledger.dead_letter_topic, self.name, self.retry_backoff_s)  # 6.
         await self._settle([e for e in changed if e.pending])
         summary.outputs = len(outputs)
         for rec in batch:
             k = (rec.topic, rec.partition)
             self.next_offsets[k] = max(self.next_offsets.get(k, 0), rec.offset + 1)
+        metrics.ledger_batches.labels(self.name).observe(len(batch))
         for (label, outcome), n in summary.outcomes.items():
             metrics.ledger_records.labels(label, outcome).inc(n)
         self.ledger.observe(summary)
@@ -465,10 +487,10 @@ class KeyedLedgerProcessor:
     def owned_restored(self) -> set[int]:
         return self.restored & set(self.owned_partitions())
 
-    async def tick(self) -> int:
-        """Give `Ledger.on_due` the entries whose due time passed, in owned partitions."""
+    async def tick(self, horizon: datetime | None = None) -> int:
+        """Give `Ledger.on_due` the entries due by `horizon` (default: now), in owned partitions."""
         async with self.lock:
-            keys = self.due_keys(self.clock(), self.owned_restored())
+            keys = self.due_keys(horizon or self.clock(), self.owned_restored())
             if not keys:
                 return 0
             return await self._touch(keys, self.ledger.on_due)

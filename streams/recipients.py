@@ -120,7 +120,7 @@ class RecipientsLedger:
             released = self._recheck(ks, person, ctx, due_only=False) if outcome.status == "applied" else {}
             return Verdict(self._outputs(decided.emission), released, outcome=outcome.status)
         transfer: PaymentTransfer = item.value
-        cutoff = self.hold.cutoff(transfer.received_at, self.calendar) if self.hold.enabled and transfer.kind == "payment" else None
+        cutoff = self.hold.cutoff(transfer.received_at, self.calendar) if transfer.kind == "payment" else None
         may_wait = cutoff is not None and ctx.now < cutoff
         decided = rr.decide_transfer(ks.state, transfer, person, ctx.stamp, hold=may_wait)
         if decided.repeat:
@@ -149,7 +149,8 @@ class RecipientsLedger:
         keep: list[Held] = []
         now = ctx.now.timestamp()
         for h in ks.held:
-            final = now >= h.cutoff
+            # With the hold switched off since they were held, nothing waits any longer.
+            final = now >= h.cutoff or not self.hold.enabled
             if due_only and not final:
                 keep.append(h)
                 continue

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import faust
 from faust.exceptions import ConsumerNotStarted
 
 from monitoring import metrics
-from rules.holds import HoldPolicy
+from rules.codes import PAYMENT_TYPES
 from tables.changelog import ChangelogReader
+
+from rules.holds import HoldPolicy
 
 from .keyed_ledger import KeyedLedgerProcessor, open_ledger_store
 from .records import InputRecord
@@ -42,7 +44,8 @@ class RecipientsRuntime:
         self.changed_iins: set[str] = set()
 
     async def start(self) -> None:
-        """After the registry replica is ready (RECIPIENT_MISMATCH and the record read it)."""
+        """After the worker is ready: the registry replica caught up (RECIPIENT_MISMATCH and the
+        record read it)."""
         await self.runtime.ready.wait()
         s = self.settings
         store = open_ledger_store(s.worker_dir / "recipients")
@@ -73,7 +76,8 @@ class RecipientsRuntime:
     async def tick(self) -> None:
         """Held payments past their cut-off; accounts of persons changed in the registry; gauges."""
         p = self.processor
-        await p.tick()
+        # With the hold off, payments held before it was switched off are decided now.
+        await p.tick(None if self.ledger.hold.enabled else datetime.max.replace(tzinfo=timezone.utc))
         if self.changed_iins:
             changed, self.changed_iins = self.changed_iins, set()
             keys = state_keys_of(sorted(changed))
@@ -90,7 +94,7 @@ class RecipientsRuntime:
         p = self.processor
         owned = p.owned_restored()
         totals = p.totals(owned)
-        for ptype in metrics_types():
+        for ptype in PAYMENT_TYPES:
             metrics.overpaid_outstanding.labels(ptype).set(totals.get(f"outstanding:{ptype}", 0) / 100)
         metrics.held_transfers.set(totals.get("held", 0))
         now = time.time()
@@ -104,19 +108,21 @@ class RecipientsRuntime:
                     metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
 
 
-def metrics_types() -> tuple[str, ...]:
-    from rules.codes import PAYMENT_TYPES
-
-    return PAYMENT_TYPES
-
-
 def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runtime) -> RecipientsRuntime:
     """Adds the recipients agent, its start-up, timer and rebalance hooks to the posting app."""
     rt = RecipientsRuntime(app, settings, bootstrap, runtime)
     t = settings.topics
     inputs = app.topic(t.payment_decisions, t.payment_transfers, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-    runtime.registry_listeners.append(rt.on_registry_change)
+    # The registry replica tells the posting runtime of changed persons: tell us too.
+    posting_on_change = runtime.replica.on_change
+
+    def on_registry_change(iins) -> None:
+        if posting_on_change is not None:
+            posting_on_change(iins)
+        rt.on_registry_change(iins)
+
+    runtime.replica.on_change = on_registry_change
 
     @app.task
     async def recipients_start() -> None:
@@ -126,7 +132,6 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # A worker that cannot keep this ledger must not look alive (crash-only).
             runtime.lifecycle.fail(f"the recipients ledger failed to start: {type(exc).__name__}: {exc}", exc)
 
     @app.agent(inputs, name="recipients")
@@ -146,6 +151,7 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # A record costs only itself (a dead letter); what reaches here is broken beyond one.
             runtime.lifecycle.fail(f"the recipients agent died: {type(exc).__name__}: {exc}", exc)
 
     @app.timer(interval=settings.hold_check_s)

@@ -68,8 +68,8 @@ def recipients_topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     n = settings.partitions
     return [
-        TopicSpec(t.payment_decisions, n),
-        TopicSpec(t.payment_transfers, n),
+        TopicSpec(t.payment_decisions, n, max_record_bytes=INPUT_RECORD_MAX_BYTES),
+        TopicSpec(t.payment_transfers, n, max_record_bytes=INPUT_RECORD_MAX_BYTES),
         TopicSpec(t.recipients_state, n, compacted=True),
         TopicSpec(t.decision_results, n, kept_forever=True),
         TopicSpec(t.recipient_accounts, n, compacted=True),

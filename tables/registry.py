@@ -38,14 +38,12 @@ FORMAT_PREFIX = b"\x00format2/"
 def encode_person(p: RegistryPerson) -> bytes:
     """Matching fields first (posting reads only those), then what the recipients' record of
     clause 12 also shows: sex, citizenship, updated_at, document, address."""
+    # orjson writes dates as YYYY-MM-DD itself: the same bytes as isoformat(), at a quarter of the cost.
     doc = p.document
     addr = p.address
     return orjson.dumps(
-        [p.surname, p.name, p.patronymic, p.birth_date,
-         p.death_date,
-         p.sex, p.citizenship, p.updated_at,
-         None if doc is None else [doc.kind, doc.series, doc.number,
-                                   doc.issued_on, doc.issuer],
+        [p.surname, p.name, p.patronymic, p.birth_date, p.death_date, p.sex, p.citizenship, p.updated_at,
+         None if doc is None else [doc.kind, doc.series, doc.number, doc.issued_on, doc.issuer],
          None if addr is None else [addr.text, addr.postal_index]]
     )
 

@@ -197,9 +197,9 @@ async def test_bad_records_are_dead_letters_naming_the_field(worker, sink):
         rec(3, "boom", amount=666),
     ])
     dl = sink.values(DLQ)
-    assert [d["error_kind"] for d in dl] == ["not_json", "schema", "not_json", "schema"]
+    assert [d["error_kind"] for d in dl] == ["not_json", "schema", "not_json", "unprocessable"]
     assert dl[1]["error"].startswith("iin:") and "7" not in dl[1]["error"]
-    assert dl[3]["error"].startswith("unprocessable: RuntimeError")
+    assert dl[3]["error"] == "decide: RuntimeError: bug"
     assert {d["offset"] for d in dl} == {0, 1, 2, 3}
 
 
@@ -302,3 +302,18 @@ async def test_a_partition_that_went_away_and_came_back_is_read_again(tmp_path, 
     assert [(o["id"], o["balance"]) for o in outs(sink)] == [("a", 100), ("b", 150), ("c", 151)]
     w1.close()
     w2.close()
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_reemitted_beside_a_new_record_keeps_its_outbox(worker, sink):
+    """Crash after A's record; the redelivery re-emits A beside a new B of the same key and crashes
+    again before sending: the next redelivery must still find A's outputs."""
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await worker.proc.process([rec(0, "a", amount=100)])
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await worker.proc.process([rec(0, "a", amount=100), rec(1, "b", amount=5)])
+    await worker.proc.process([rec(0, "a", amount=100), rec(1, "b", amount=5)])
+    assert [(o["id"], o["balance"]) for o in outs(sink)] == [("a", 100), ("b", 105)]
+    assert worker.ledger.decided == ["a", "b"]

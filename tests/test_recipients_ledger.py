@@ -240,3 +240,20 @@ async def test_bad_and_misrouted_records(tmp_path):
     dl = [orjson.loads(r.value) for r in sink.sent if r.topic == TOPICS.dead_letters]
     assert len(dl) == 1 and dl[0]["error"].startswith("payment_type:") and dl[0]["error_kind"] == "schema"
     w.close()
+
+
+@pytest.mark.asyncio
+async def test_payments_held_before_the_hold_was_switched_off_are_decided_at_the_next_tick(tmp_path):
+    sink = MemorySink()
+    now = datetime(2026, 3, 25, 6, 0, tzinfo=timezone.utc)
+    w = Worker(tmp_path, sink, [now], hold=True)
+    t = transfer("2026-03", "60000.00", received_at="2026-03-25T11:00:00+05:00", transfer_id="WAITING")
+    await w.proc.process([w.record(TOPICS.payment_transfers, t.model_dump_json().encode())])
+    w.close()
+    off = Worker(tmp_path, sink, [now], hold=False)  # the same store, restarted with ESEP_PENDING=off
+    await off.proc.restore({0})
+    assert await off.proc.tick() == 0  # its cut-off is a day away
+    assert await off.proc.tick(datetime.max.replace(tzinfo=timezone.utc)) == 1
+    posted = [orjson.loads(r.value) for r in sink.sent if r.topic == TOPICS.social_payments]
+    assert [(p["entry_id"], p["overpaid_reason"]) for p in posted] == [("WAITING", "NO_ASSIGNMENT")]
+    off.close()
