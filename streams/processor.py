@@ -109,6 +109,9 @@ class PostingProcessor:
         self.owned_partitions = owned_partitions
         self.observe = observer or Observer(calendar)
         self.restored: set[int] = set()
+        # Revocations per partition: a restore that a revocation overtook must not mark it restored
+        # (another worker may write its decisions before this one gets it back).
+        self.revocations: dict[int, int] = {}
         # Batches and hold re-checks both change decision records: one at a time.
         self.lock = asyncio.Lock()
         # Next input offset per partition once a batch is through: consumer lag is measured from it.
@@ -175,7 +178,9 @@ class PostingProcessor:
     async def restore_for(self, orders: Sequence[Arrival]) -> None:
         """2. The decision records of every partition in the batch are in the local store."""
         needed = {a.source.partition for a in orders}
-        if needed - self.restored:
+        for _ in range(3):  # a revocation that overtakes a restore makes it read the changelog again
+            if not needed - self.restored:
+                break
             await self._restore(needed - self.restored)
         if not needed <= self.restored:
             raise InvariantBroken(f"restore: partitions {sorted(needed - self.restored)} not restored")
@@ -301,8 +306,10 @@ class PostingProcessor:
         # Restore every partition we own now, not only this batch's: each restore round is costly.
         partitions = sorted(needed | (set(self.owned_partitions()) - self.restored))
         started = time.monotonic()
+        before = {p: self.revocations.get(p, 0) for p in partitions}
         await self.changelog.catch_up(partitions)
         metrics.recovery_seconds.labels("decisions").observe(time.monotonic() - started)
+        partitions = [p for p in partitions if self.revocations.get(p, 0) == before[p]]
         self.restored.update(partitions)
         # Held lines are re-checked on restore: a registry change whose re-check a crash lost
         # must still post its line, and outputs a crash kept from being sent are sent now.
@@ -310,6 +317,9 @@ class PostingProcessor:
 
     def forget_partitions(self, partitions) -> None:
         """Revoked partitions: another worker may write their decisions before we get them back."""
+        partitions = list(partitions)
+        for p in partitions:
+            self.revocations[p] = self.revocations.get(p, 0) + 1
         self.restored.difference_update(partitions)
 
     async def recheck(self, changed_iins: set[str]) -> int:
