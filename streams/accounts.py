@@ -38,7 +38,7 @@ from rules.iin import mask_iin
 from tables.accounts import AccountStore, encode, encode_position, item_key, position_key, resolve
 
 from .records import InputRecord, OutputRecord, Sink
-from .sending import send_all, write_changelog
+from .sending import next_offsets_of, send_all
 from .settings import Settings, _env
 from .access import AccessError
 from .statement_api import Unavailable
@@ -197,8 +197,8 @@ class AccountsProcessor:
         records += [OutputRecord(self.changelog_topic, position_key(p, topic).encode(), encode_position(offset), p)
                     for (topic, p), offset in sorted(positions.items())]
         if records:
-            next_offsets = await write_changelog(self.sink, records, "accounts-changelog", self.retry_backoff_s)
-            self.store.put([(r.key.decode(), r.value) for r in records], next_offsets)
+            metas = await send_all(self.sink, records, "accounts-changelog", self.retry_backoff_s)
+            self.store.put([(r.key.decode(), r.value) for r in records], next_offsets_of(metas))
         summary.changed = len(changed)
         for k, offset in positions.items():
             if offset > self.next_offsets.get(k, 0):

@@ -187,8 +187,7 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - accounts that stop following the ledger are wrong: stop
-            log.critical("the accounts cannot be kept: %s", exc, exc_info=True)
-            await app.crash(exc)
+            runtime.lifecycle.fail(f"the accounts feed died: {type(exc).__name__}: {exc}", exc)
 
     if "refunds" in source_topics(settings):
         refunds_topic = app.topic(settings.topics.refunds, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -197,12 +196,17 @@ def install_accounts(app: faust.App, settings: Settings, bootstrap: str, runtime
 
         @app.agent(refunds_topic, name="account-refund-lines")
         async def refund_lines(stream):
-            async for events in stream.noack_take(batch_size, within=within):
-                batch = [InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                                     e.message.value) for e in events]
-                await rekey_refunds(sink, batch, settings.topics.account_refund_lines)
-                for e in events:
-                    await stream.ack(e)
+            try:
+                async for events in stream.noack_take(batch_size, within=within):
+                    batch = [InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                         e.message.value) for e in events]
+                    await rekey_refunds(sink, batch, settings.topics.account_refund_lines)
+                    for e in events:
+                        await stream.ack(e)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a refund that cannot be read is skipped: this is worse
+                runtime.lifecycle.fail(f"the refund-lines agent died: {type(exc).__name__}: {exc}", exc)
 
     credit_topic = settings.topics.credit_notifications
 

@@ -31,10 +31,6 @@ from .harness import ROOT, Outputs, Stack
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
-EXTRA = {"reversals": "posted.reversals", "social_payments": "posted.social-payments",
-         "overpayments": "fund.overpayments"}
-EXTRA_ENV = {"reversals": "ESEP_TOPIC_POSTED_REVERSALS", "social_payments": "ESEP_TOPIC_SOCIAL_PAYMENTS",
-             "overpayments": "ESEP_TOPIC_OVERPAYMENTS"}
 
 
 # ---- the deployment ---------------------------------------------------------------------------------
@@ -51,9 +47,10 @@ class Deployment:
         self.stack = Stack(broker, tmp_path, partitions=PARTITIONS, ESEP_PENDING="off",
                            ESEP_TOKENS_FILE=str(self.tokens_file), ESEP_API_RATE="100000",
                            ESEP_API_BURST="100000", ESEP_LOG_LEVEL="debug", **env)
-        self.extra = {role: self.stack.topic(name) for role, name in EXTRA.items()}
-        self.stack.create_extra_topics(list(self.extra.values()))
-        self.stack.env.update({EXTRA_ENV[role]: topic for role, topic in self.extra.items()})
+        # The reversals agent's and the recipients' ledger topics, written here standing in for them.
+        t = self.stack.topics
+        self.extra = {"reversals": t.posted_reversals, "social_payments": t.social_payments,
+                      "overpayments": t.overpayments}
         self.workers = {}
 
     @property

@@ -24,10 +24,11 @@ PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "esep.yml"
 ALERTS = {
     "EsepWorkerDown", "EsepConsumerLagGrowing", "EsepPendingNearDeadline", "EsepDeadlineBreach",
     "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady", "EsepCalendarRunningOut",
+    "EsepIllegalTransitions", "EsepHeldTransfersNearCutoff",
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.
 ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind",
-                  "store", "stage", "endpoint"}
+                  "store", "stage", "payment_type", "decision", "input", "endpoint"}
 INFO_LABELS = {"version", "worker_id", "app_id"}
 # Personal or per-record data: never a label (confidentiality, and unbounded cardinality).
 FORBIDDEN_LABELS = {"iin", "name", "surname", "patronymic", "birth_date", "payer", "payer_name", "bin_iin",
