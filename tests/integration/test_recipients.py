@@ -62,7 +62,7 @@ class FundOutputs:
     def count(self, name: str) -> int:
         return len(self.records[name])
 
-    def wait_for(self, predicate, timeout: float = 60, what: str = "outputs", workers=()) -> None:
+    def wait_for(self, predicate, timeout: float = 180, what: str = "outputs", workers=()) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll()
