@@ -4,10 +4,9 @@ SIGKILL twice mid-stream with two workers (each decision and transfer decided on
 conserved)."""
 from __future__ import annotations
 
-
 import asyncio
-import os
 import json
+import os
 import threading
 import time
 from collections import defaultdict
