@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from rules.codes import LINE_REASONS, ORDER_REASONS
+from rules.codes import LINE_REASONS, ORDER_REASONS, PAYMENT_TYPES
 from rules.money import format_tiyn, parse_amount
 
 __all__ = [
@@ -30,14 +30,6 @@ __all__ = [
 
 Figures = dict[str, int]
 
-PAYMENT_TYPES = (
-    "loss_of_working_capacity",
-    "loss_of_breadwinner",
-    "loss_of_job",
-    "pregnancy_and_childbirth",
-    "adoption",
-    "child_care",
-)
 REFUND_REASONS = ORDER_REASONS + LINE_REASONS
 
 # Leaves held in tiyn and rendered as amounts; every other leaf is a count.
