@@ -15,8 +15,9 @@ same partition count, same subscribers), and that worker alone builds the accoun
    records' partition), await the broker, then put them into the local store with the changelog's
    next offsets: a worker that takes the partition over resumes there.
 
-The ledger is read by `AccountsFeed`, a consumer without a group whose assignment follows the
-worker's faust assignment, not by a faust agent: one faust event costs ~0.2 ms before any work
+The ledger is read by `AccountsFeed` (`streams.ledger_feed.LedgerFeed`, shared with the reversals'
+index of posted entries), a consumer without a group whose assignment follows the worker's faust
+assignment, not by a faust agent: one faust event costs ~0.2 ms before any work
 (5,200 events/s measured for an agent that only acknowledges), and accounts get one record per
 posted line (17,600 lines/s at the bench rate), where posting gets one event per order.
 """
@@ -37,6 +38,7 @@ from rules.accounts import APPLIED, CONFLICT, DUPLICATE, SECTIONS, Account, Acco
 from rules.iin import mask_iin
 from tables.accounts import AccountStore, encode, encode_position, item_key, position_key, resolve
 
+from .ledger_feed import LedgerFeed
 from .records import InputRecord, OutputRecord, Sink
 from .sending import next_offsets_of, send_all
 from .settings import Settings, _env
@@ -132,6 +134,10 @@ class AccountsProcessor:
 
     def is_restored(self, partition: int) -> bool:
         return partition in self.restored
+
+    def positions(self, partition: int, topics: list[str]) -> dict[str, int]:
+        """The next ledger offset to read, by topic (the feed's `FeedTarget`)."""
+        return self.store.positions(partition, topics)
 
     # ---- the batch ----------------------------------------------------------------------------------
 
@@ -231,119 +237,19 @@ class AccountsProcessor:
 
 # ---- reading the ledger --------------------------------------------------------------------------------
 
-class AccountsFeed:
-    """Reads the ledger topics' partitions that this worker owns into the processor. Ownership is the
-    worker's faust assignment of the notifications topic: every topic with ESEP_PARTITIONS partitions
-    that all workers subscribe is in one co-partitioned group, and the IIN-keyed ledger topics have the
-    same count (checked at start), so partition p of the ledger belongs with partition p of the
-    notifications. On each change of assignment: restore the accounts of the new partitions, then read
-    from the positions the changelog recorded (the beginning when none). A ledger topic that does not
-    exist yet is looked for again every `rediscover_s`."""
+class AccountsFeed(LedgerFeed):
+    """Reads the ledger topics' partitions that this worker owns into the processor (the shared
+    group-less reader of `streams.ledger_feed`). Ownership is the worker's faust assignment of the
+    notifications topic: the IIN-keyed ledger topics have its partition count (checked at start), so
+    partition p of the ledger belongs with partition p of the notifications. On each change of
+    assignment: restore the accounts of the new partitions, then read from the positions the
+    changelog recorded (the beginning when none)."""
 
     def __init__(self, processor: AccountsProcessor, bootstrap: str, owned: Callable[[], Iterable[int]], *,
                  max_records: int = 1000, rediscover_s: float = 30.0):
+        super().__init__(processor, bootstrap, owned, list(processor.inputs), name="accounts",
+                         max_records=max_records, rediscover_s=rediscover_s)
         self.processor = processor
-        self.bootstrap = bootstrap
-        self.owned = owned
-        self.topics = list(processor.inputs)
-        self.max_records = max_records
-        self.rediscover_s = rediscover_s
-        self.present: list[str] = []
-        self.wake = asyncio.Event()
-        self.consumer = None
-
-    def reassign(self) -> None:
-        """The worker's assignment changed: follow it before the next fetch."""
-        self.wake.set()
-
-    async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-        from aiokafka.errors import KafkaError
-
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                         auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
-        await self.consumer.start()
-        try:
-            next_look = 0.0
-            while True:
-                if self.wake.is_set() or time.monotonic() >= next_look:
-                    try:
-                        await self._follow()
-                        next_look = time.monotonic() + self.rediscover_s
-                    except KafkaError as exc:
-                        # The broker away (a restart): the accounts wait; they are read on its return.
-                        log.warning("the accounts cannot follow the assignment now (%s); again in 1 s",
-                                    type(exc).__name__)
-                        self.wake.set()
-                        await asyncio.sleep(1.0)
-                        continue
-                if not self.consumer.assignment():
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), timeout=max(0.1, next_look - time.monotonic()))
-                    except asyncio.TimeoutError:
-                        pass
-                    continue
-                fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                owned = set(self.owned())
-                # Records of a partition revoked meanwhile are left to its new owner; a partition
-                # assigned back is read again from its recorded position.
-                batch = [InputRecord(tp.topic, tp.partition, r.offset, r.key, r.value)
-                         for tp, records in fetched.items() if tp.partition in owned and not self.wake.is_set()
-                         for r in records]
-                if batch:
-                    await self.processor.process(batch)
-        finally:
-            await self.consumer.stop()
-
-    async def _follow(self) -> None:
-        from aiokafka import TopicPartition
-
-        self.wake.clear()
-        existing = await self.consumer.topics()
-        present = [t for t in self.topics if t in existing]
-        if present != self.present:
-            missing = sorted(set(self.topics) - set(present))
-            log.info("accounts read from %s%s", ", ".join(present) or "nothing",
-                     f"; not there yet: {', '.join(missing)}" if missing else "")
-            self.present = present
-        wanted = sorted(set(self.owned()))
-        if wanted:
-            await self.processor.restore(wanted)
-        if self.wake.is_set():
-            return  # reassigned again while restoring: follow the latest
-        tps = [TopicPartition(t, p) for t in self.present for p in wanted]
-        self.consumer.assign(tps)
-        for p in wanted:
-            positions = self.processor.store.positions(p, self.present)
-            for t in self.present:
-                tp = TopicPartition(t, p)
-                if t in positions:
-                    self.consumer.seek(tp, positions[t])
-                else:
-                    await self.consumer.seek_to_beginning(tp)
-
-    def highwater(self, topic: str, partition: int) -> int | None:
-        from aiokafka import TopicPartition
-
-        tp = TopicPartition(topic, partition)
-        # Between faust's assignment and the feed's following it, the feed does not read `tp` yet.
-        if self.consumer is None or tp not in self.consumer.assignment():
-            return None
-        return self.consumer.highwater(tp)
-
-    def lag(self, partition: int) -> int | None:
-        """Ledger records of `partition` not yet applied (None while unknown)."""
-        total = 0
-        for topic in self.present:
-            high = self.highwater(topic, partition)
-            if high is None:
-                return None
-            done = self.processor.next_offsets.get((topic, partition))
-            if done is None:
-                positions = self.processor.store.positions(partition, [topic])
-                done = positions.get(topic, 0)
-            total += max(0, high - done)
-        return total
 
 
 # ---- refund lines -----------------------------------------------------------------------------------

@@ -218,8 +218,20 @@ def decode_entry(key: str, raw: bytes) -> tuple[Entry, Any]:
     return entry, payload["s"]
 
 
+# Where a feed (streams/ledger_feed.py) read an input partition to: `\x00pos/<partition>/<topic>` ->
+# the next offset, as ASCII digits; written after the state it gave, in the same changelog
+# partition, so it follows the partition with that state. Not an entry: no index, no facts.
+POSITION_PREFIX = "\x00pos/"
+
+
+def position_key(partition: int, topic: str) -> str:
+    return f"{POSITION_PREFIX}{partition}/{topic}"
+
+
 def entry_index(key: str, raw: bytes) -> list[bytes]:
     """Index keys of a stored entry (for `KeyedStore(index=entry_index)`)."""
+    if key.startswith(POSITION_PREFIX):
+        return []
     partition, due_ms, pending, _ = decode_header(raw)
     out = []
     if due_ms is not None:
@@ -231,6 +243,8 @@ def entry_index(key: str, raw: bytes) -> list[bytes]:
 
 def entry_aggregate(key: str, raw: bytes) -> dict[str, int]:
     """Per-partition sums of the entries' facts (for `KeyedStore(aggregate=entry_aggregate)`)."""
+    if key.startswith(POSITION_PREFIX):
+        return {}
     partition, _, _, facts = decode_header(raw)
     return {f"{partition}/{name}": value for name, value in facts.items()}
 
@@ -358,6 +372,31 @@ class KeyedLedgerProcessor:
             metrics.ledger_records.labels(label, outcome).inc(n)
         self.ledger.observe(summary)
         return summary
+
+    async def process_fed(self, batch: list[InputRecord]) -> LedgerSummary:
+        """A batch read by a feed (streams/ledger_feed.py) instead of a faust agent, which has no
+        committed offsets: the position reached in each input partition is written to the
+        changelog once the batch's state and outputs are acknowledged (a crash re-reads from the
+        last position: the ledger must decide a record read twice as once, e.g. by its own id).
+        Records of a partition not restored here (revoked while the batch waited for the lock)
+        are dropped: the partition's next owner reads them from its position."""
+        async with self.lock:
+            batch = [r for r in batch if r.partition in self.restored]
+            if not batch:
+                return LedgerSummary()
+            summary = await self._process(batch)
+            reached: dict[tuple[str, int], int] = {}
+            for r in batch:
+                reached[(r.topic, r.partition)] = max(reached.get((r.topic, r.partition), 0), r.offset + 1)
+            records = [OutputRecord(self.ledger.changelog_topic, position_key(p, topic).encode(),
+                                    str(offset).encode(), p) for (topic, p), offset in sorted(reached.items())]
+            await write_changelog(self.sink, records, self.store, f"{self.name}-changelog", self.retry_backoff_s)
+            return summary
+
+    def positions(self, partition: int, topics: list[str]) -> dict[str, int]:
+        """The next offset a feed reads, by topic, for the topics with a position in `partition`."""
+        raw = self.store.get_many([position_key(partition, t) for t in topics])
+        return {t: int(raw[position_key(partition, t)]) for t in topics if raw[position_key(partition, t)] is not None}
 
     def _parse(self, rec: InputRecord, now: datetime, outputs: list, summary: LedgerSummary) -> Item | None:
         kind = self.kinds[rec.topic]
@@ -535,5 +574,6 @@ class KeyedLedgerProcessor:
         return len(changed)
 
 
-__all__ = ["Context", "Entry", "InputKind", "Item", "KeyedLedgerProcessor", "Ledger", "LedgerSummary", "Output",
-           "Verdict", "decode_entry", "encode_entry", "entry_aggregate", "entry_index", "open_ledger_store"]
+__all__ = ["POSITION_PREFIX", "Context", "Entry", "InputKind", "Item", "KeyedLedgerProcessor", "Ledger",
+           "LedgerSummary", "Output", "Verdict", "decode_entry", "encode_entry", "entry_aggregate", "entry_index",
+           "open_ledger_store", "position_key"]

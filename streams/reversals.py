@@ -5,15 +5,27 @@ in a `KeyedStore` backed by the compacted changelog `esep.reversals-state` (key
 `<iin>/<notification_id>`), written with the input's partition.
 
 Inputs: `posted.contributions` and `fund.refund-decisions`, both keyed by IIN with one partition
-count, consumed by one agent, so a person's entries and refund decisions meet in one partition and
-one coroutine, in arrival order. `streams.keyed_ledger` gives the rest of the decision-record
-pattern: the index is written and acknowledged before any output is sent, a redelivered decision
+count, so a person's entries and refund decisions meet in one partition of one worker. The refund
+decisions come through a faust agent; the posted entries (one record per posted line, as many as
+posting's lines/s) through `streams.ledger_feed.LedgerFeed`, a group-less consumer following the
+same assignment, in batches, its position written to the changelog after the entries it gave
+(`KeyedLedgerProcessor.process_fed`): a faust event per line took the worker's cores from posting.
+Both paths change the state under the processor's lock. `streams.keyed_ledger` gives the rest of
+the decision-record pattern: the index is written and acknowledged before any output is sent, a redelivered decision
 re-emits its recorded outputs, a repeat (another offset) emits nothing, a crash between a release
 and its outputs re-sends them at restore.
+
+The two inputs are read apart, so the index may lag the topic: a decision is decided (or set
+waiting) only once the index holds every entry that `posted.contributions` held in its partition
+when the decision batch was taken up (`ReversalsWorker.process`), and a cut-off releases waiting
+decisions only once the index holds what the topic held at the tick (`ReversalsWorker.tick`); an
+entry reaching the index releases only the decisions it completes, never one at its cut-off. So a
+decision is never rejected ENTRY_NOT_FOUND for an entry that was posted but not yet indexed.
 
 Faust-free: `streams.reversals_agent` wires it into the app; tests drive it directly."""
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable
@@ -51,8 +63,9 @@ from .keyed_ledger import (
     decode_entry,
     open_ledger_store,
 )
+from .ledger_feed import LedgerFeed
 from .observe import knp_label
-from .records import Sink
+from .records import InputRecord, Sink
 from .settings import Settings, Topics
 
 log = logging.getLogger("esep.reversals")
@@ -62,6 +75,8 @@ REFUNDS = "refund-decisions"
 REFUND_ID_PREFIX = "r"
 # Far enough that every cut-off has passed: how waiting decisions are released with the hold off.
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+# Before every cut-off: an entry reaching the index releases only the decisions it completes.
+NO_CUTOFF = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # The output topic (contract default name) -> the field holding the worker's clock.
 STAMP_FIELDS = {"fund.decision-results": "decided_at", "posted.reversals": "posted_at",
                 "refunds.reversals": "created_at"}
@@ -183,8 +198,10 @@ class ReversalsLedger:
         if item.kind.label == POSTED:
             updated = apply_posted(index, item.value.model_dump())
             if updated is index:
-                return Verdict(outcome="known")  # re-emitted by the posting path: already indexed
-            entry.state, released = self._release(updated, ctx.now, ctx.stamp)
+                return Verdict(outcome="known")  # re-emitted by the posting path, or read again: indexed
+            # Not at the cut-off: later entries of this key may still be on their way to the index
+            # (the tick decides cut-offs once the index caught up with the topic).
+            entry.state, released = self._release(updated, NO_CUTOFF, ctx.stamp)
             return Verdict(released=released, outcome="indexed")
         request = RefundRequest.from_decision(item.value)
         source = (item.record.partition, item.record.offset)
@@ -199,9 +216,10 @@ class ReversalsLedger:
             self.tally.count(record, index)
         return Verdict(self._render(record, index, ctx.stamp), outcome="decided")
 
-    def on_due(self, entry: Entry, ctx: Context) -> dict[str, list[Output]]:
-        """A cut-off passed (or the hold is off): decide the waiting decisions with what exists."""
-        now = ctx.now if self.hold_margin is not None else FAR_FUTURE
+    def on_due(self, entry: Entry, ctx: Context, horizon: datetime | None = None) -> dict[str, list[Output]]:
+        """A cut-off passed (or the hold is off): decide the waiting decisions with what exists.
+        `horizon`: only those whose cut-off passed by then (default: the context's now)."""
+        now = (horizon or ctx.now) if self.hold_margin is not None else FAR_FUTURE
         entry.state, released = self._release(entry.state, now, ctx.stamp)
         if released:
             entry.changed = True
@@ -229,12 +247,34 @@ class ReversalsLedger:
         self.tally.flush()
 
 
+class PostedEntries:
+    """The index as the target of the posted-entry feed (`streams.ledger_feed.FeedTarget`)."""
+
+    def __init__(self, worker: "ReversalsWorker"):
+        self.worker = worker
+
+    @property
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        return self.worker.processor.next_offsets
+
+    async def restore(self, partitions: Iterable[int]) -> None:
+        await self.worker.processor.restore(set(partitions))
+
+    def positions(self, partition: int, topics: list[str]) -> dict[str, int]:
+        return self.worker.processor.positions(partition, topics)
+
+    async def process(self, batch: list[InputRecord]) -> LedgerSummary:
+        return await self.worker.index_posted(batch)
+
+
 class ReversalsWorker:
-    """The reversals ledger of one worker: its store, changelog reader and processor, the timer
-    that releases waiting decisions at their cut-off, and the waiting gauges.
+    """The reversals ledger of one worker: its store, changelog reader and processor, the feed of
+    posted entries, the timer that releases waiting decisions at their cut-off, and the gauges.
 
     `before_deciding(partitions)`: awaited before any decision in those partitions (the worker makes
-    sure the recipients ledger has restored them, so PERIOD_USED_FOR_PAYMENT reads complete states)."""
+    sure the recipients ledger has restored them, so PERIOD_USED_FOR_PAYMENT reads complete states).
+    `feed`: the posted-entry feed (`posted_feed`); None (tests) when the caller puts the entries
+    into the processor itself, in the order it wants them seen."""
 
     def __init__(self, settings: Settings, bootstrap: str, sink: Sink, owned_partitions: Callable[[], Iterable[int]],
                  clock: Callable[[], datetime], risk_months: RiskMonths = no_risk_months,
@@ -244,14 +284,23 @@ class ReversalsWorker:
 
         hold = timedelta(minutes=settings.hold_cutoff_min) if settings.pending == "business-day" else None
         self.ledger = ReversalsLedger(settings.topics, hold, risk_months)
+        self.posted_topic = settings.topics.posted_contributions
         self.store = open_ledger_store(store_path or settings.worker_dir / "reversals")
         # `changelog(store)`: tests read an in-memory log instead of the topic.
         self.changelog = (changelog(self.store) if changelog is not None
                           else ChangelogReader(self.store, bootstrap, settings.topics.reversals_state))
         self.clock = clock
         self.before_deciding = before_deciding
+        self.owned_partitions = owned_partitions
         self.processor = KeyedLedgerProcessor(self.ledger, self.store, self.changelog, sink, clock=clock,
                                               owned_partitions=owned_partitions, name="reversals")
+        self.feed = None
+
+    def posted_feed(self, bootstrap: str, max_records: int = 1000) -> LedgerFeed:
+        """The feed of `posted.contributions` into the index (its `run` is the caller's task)."""
+        self.feed = LedgerFeed(PostedEntries(self), bootstrap, self.owned_partitions, [self.posted_topic],
+                               name="reversals", max_records=max_records)
+        return self.feed
 
     async def start(self) -> None:
         await self.changelog.start()
@@ -260,23 +309,52 @@ class ReversalsWorker:
         await self.changelog.stop()
         self.store.close()
 
-    async def process(self, batch) -> LedgerSummary:
-        if self.before_deciding is not None and batch:
-            await self.before_deciding({r.partition for r in batch})
+    async def index_posted(self, batch: list[InputRecord]) -> LedgerSummary:
+        """Posted entries from the feed into the index; a waiting decision they complete is decided."""
+        partitions = {r.partition for r in batch}
+        # Only a partition holding waiting decisions can decide here, and only those need the
+        # recipients' states: most batches do not wait for that ledger.
+        if self.before_deciding is not None and self.processor.totals(partitions).get("waiting"):
+            await self.before_deciding(partitions)
+        return await self.processor.process_fed(batch)
+
+    async def posted_caught_up(self, partitions: Iterable[int]) -> set[int]:
+        """Wait until the index holds every entry `posted.contributions` held in `partitions` now;
+        returns those still owned (a partition that left meanwhile is its next owner's)."""
+        if self.feed is None:
+            return set(partitions)
+        return await self.feed.caught_up(partitions)
+
+    async def process(self, batch: list[InputRecord]) -> LedgerSummary:
+        """A batch of refund decisions (from the agent): decided against an index caught up with
+        the entries posted when it was taken up, so that the feed's lag never rejects a posted entry
+        (a decision naming an entry posted later waits for it, with the hold on)."""
+        if batch:
+            partitions = {r.partition for r in batch}
+            ready = await self.posted_caught_up(partitions)
+            if ready != partitions:
+                log.info("reversals: partitions %s left this worker while their refund decisions waited for the "
+                         "posted entries; their next owner decides them", sorted(partitions - ready))
+                batch = [r for r in batch if r.partition in ready]
+            if self.before_deciding is not None and ready:
+                await self.before_deciding(ready)
         return await self.processor.process(batch)
 
     async def tick(self) -> int:
         """Release the waiting decisions whose cut-off passed (all of them with the hold off, e.g.
-        after the hold was switched off with decisions waiting); then refresh the gauges."""
+        after the hold was switched off with decisions waiting), with the index caught up with the
+        entries posted by now; then refresh the gauges."""
         processor = self.processor
         owned = processor.owned_restored()
-        if self.before_deciding is not None and owned:
-            await self.before_deciding(owned)
-        if self.ledger.hold_margin is None:
-            keys = processor.due_keys(FAR_FUTURE, owned)
-            changed = await processor.touch(keys, self.ledger.on_due) if keys else 0
-        else:
-            changed = await processor.tick()
+        now = self.clock()
+        keys = processor.due_keys(FAR_FUTURE if self.ledger.hold_margin is None else now, owned)
+        changed = 0
+        if keys:
+            ready = await self.posted_caught_up(owned)
+            if self.before_deciding is not None and ready:
+                await self.before_deciding(ready)
+            # Decisions whose cut-off came while the index caught up are the next tick's.
+            changed = await processor.touch(keys, functools.partial(self.ledger.on_due, horizon=now))
         self.ledger.tally.flush()
         self.observe_waiting()
         return changed
@@ -310,5 +388,5 @@ class ReversalsWorker:
         metrics.refund_oldest_wait.set(0.0 if oldest is None else max(0.0, now - oldest))
 
 
-__all__ = ["FAR_FUTURE", "ReversalsLedger", "ReversalsWorker", "RiskMonths", "iin_of_key", "no_risk_months",
-           "risk_months_in_store"]
+__all__ = ["FAR_FUTURE", "PostedEntries", "ReversalsLedger", "ReversalsWorker", "RiskMonths", "iin_of_key",
+           "no_risk_months", "risk_months_in_store"]

@@ -1,7 +1,12 @@
-"""The reversals agent in the faust app: one agent over `posted.contributions` and
-`fund.refund-decisions` (one topic object naming both: faust's assignor gives partition p of every
-co-subscribed topic of equal partition count to the same worker), a timer task for the cut-offs, and
-restores on assignment. Everything it decides is in `streams.reversals`."""
+"""The reversals ledger in the faust app: an agent over `fund.refund-decisions`, the feed of
+`posted.contributions` into the index (a group-less consumer of the partitions this worker owns,
+`streams.ledger_feed`: one faust event per posted line cost posting most of its rate), a timer task
+for the cut-offs, and restores on assignment. Everything it decides is in `streams.reversals`.
+
+Ownership is the faust assignment of `fund.refund-decisions`: every topic with ESEP_PARTITIONS
+partitions that all workers subscribe is in one co-partitioned group of faust's assignor, and
+`posted.contributions` and the state changelog have that count (checked at start), so partition p
+of each belongs with partition p of the decisions."""
 from __future__ import annotations
 
 import asyncio
@@ -35,6 +40,19 @@ def recipients_link(recipients) -> tuple[RiskMonths, object]:
     return risk_months, before_deciding
 
 
+async def check_partitions(bootstrap: str, settings: Settings) -> None:
+    """`posted.contributions` and the state changelog, when they exist, have the decisions' partition
+    count: another would put a person's entries in another worker than their refund decisions."""
+    from .accounts_agent import existing_topics
+
+    names = [settings.topics.posted_contributions, settings.topics.reversals_state]
+    counts = await asyncio.get_running_loop().run_in_executor(None, existing_topics, bootstrap, names)
+    wrong = {n: c for n, c in counts.items() if c != settings.partitions}
+    if wrong:
+        raise RuntimeError(f"the reversals' topics must have ESEP_PARTITIONS={settings.partitions} partitions "
+                           f"(co-partitioned with {settings.topics.refund_decisions}), found {wrong}: recreate them")
+
+
 def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: Sink, clock,
                       recipients=None, lifecycle=None) -> dict:
     """Register the agent, its timer and its rebalance hooks on `app`. Returns a holder whose
@@ -53,8 +71,8 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
             return []
         return [tp.partition for tp in assignment if tp.topic == topics.refund_decisions]
 
-    inputs = app.topic(
-        topics.posted_contributions, topics.refund_decisions, key_type=bytes, value_type=bytes,
+    decisions = app.topic(
+        topics.refund_decisions, key_type=bytes, value_type=bytes,
         key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
     )
 
@@ -72,6 +90,7 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
         try:
             w = ReversalsWorker(settings, bootstrap, sink, owned_partitions, clock, risk_months,
                                 before_deciding=before_deciding)
+            w.posted_feed(bootstrap)
             await w.start()
         except asyncio.CancelledError:
             raise
@@ -81,7 +100,19 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
         holder["worker"] = w
         started.set()
 
-    @app.agent(inputs, name="reversals")
+    @app.task
+    async def reversals_posted_entries() -> None:
+        """Posted entries into the index, in batches, from the positions the changelog recorded."""
+        w = await worker()
+        try:
+            await check_partitions(bootstrap, settings)
+            await w.feed.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an index that stops following the ledger is wrong: stop the worker
+            fail("the reversals' posted-entry feed died", exc)
+
+    @app.agent(decisions, name="reversals")
     async def reversals(stream):
         w = await worker()
         within = timedelta(seconds=settings.batch_within_s)
@@ -124,12 +155,19 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
         if w is not None and mine:
             # The whole assignment: a partition that left and came back is read again (keyed_ledger).
             await w.processor.reassigned(mine)  # during the rebalance: no first-batch stall
+        if w is not None:
+            w.feed.reassign()  # then reads the posted entries of its partitions from their positions
 
     @app.on_partitions_revoked.connect
     async def reversals_revoked(app, revoked, **kwargs) -> None:
         w = holder["worker"]
         if w is not None:
-            w.processor.forget_partitions(tp.partition for tp in revoked if tp.topic == topics.refund_decisions)
+            gone = {tp.partition for tp in revoked if tp.topic == topics.refund_decisions}
+            # After the batch in hand (the feed's or the agent's): its changelog write lands before
+            # the next owner reads the changelog, and no later batch writes these partitions.
+            async with w.processor.lock:
+                w.processor.forget_partitions(gone)
+            w.feed.reassign()
 
     return holder
 
