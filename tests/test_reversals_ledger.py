@@ -1,7 +1,9 @@
 """The reversals ledger on the keyed-ledger processor, without a broker (an in-memory sink that
 numbers offsets like one): the contract's example through the processor, redeliveries and repeats,
 a decision before its entry, the cut-off timer, a crash between the state and the outputs, the hold
-switched off with decisions waiting, PERIOD_USED_FOR_PAYMENT from the provider, and the metrics."""
+switched off with decisions waiting, PERIOD_USED_FOR_PAYMENT from the provider, and the metrics;
+the posted-entry feed's path (its position on the changelog, a re-read after a kill, a revoked
+partition) and the wait for the index to catch up with `posted.contributions` before deciding."""
 from __future__ import annotations
 
 import asyncio
@@ -90,6 +92,21 @@ class Rig:
 
     def process(self, batch: list[InputRecord]):
         return asyncio.run(self.worker.processor.process(batch))
+
+    def feed(self, batch: list[InputRecord]):
+        """The feed's path: posted entries of restored partitions, then the position reached."""
+        return asyncio.run(self.worker.index_posted(batch))
+
+    def restore(self) -> None:
+        asyncio.run(self.worker.processor.restore({0, 1}))
+
+    def decide(self, batch: list[InputRecord]):
+        """The agent's path: waits for the feed (when one is set), then decides."""
+        return asyncio.run(self.worker.process(batch))
+
+    def position(self, partition: int = 0) -> int | None:
+        return self.worker.processor.positions(partition, [self.t.posted_contributions]).get(
+            self.t.posted_contributions)
 
     def tick(self) -> int:
         return asyncio.run(self.worker.tick())
@@ -316,3 +333,143 @@ def test_period_used_for_payment_read_from_the_recipients_ledger_of_the_same_wor
     [result] = rig.out(rig.t.decision_results)
     assert result["rejected_entries"] == [{"entry_id": "N-1/1", "reason": codes.PERIOD_USED_FOR_PAYMENT}]
     assert [r["reverses"] for r in rig.out(rig.t.posted_reversals)] == ["N-1/2"]
+
+
+# ---- the posted-entry feed and the wait for it ------------------------------------------------------------
+
+
+class Feed:
+    """The posted-entry feed as the worker sees it: `caught_up` runs `meanwhile` (what the real feed
+    applies while the caller waits: entries the topic held) and answers the partitions still owned."""
+
+    def __init__(self, meanwhile=None, owned=None):
+        self.meanwhile = meanwhile
+        self.owned = owned
+        self.asked: list[set[int]] = []
+
+    async def caught_up(self, partitions):
+        self.asked.append(set(partitions))
+        if self.meanwhile is not None:
+            await self.meanwhile()
+        return set(partitions) if self.owned is None else set(partitions) & self.owned
+
+
+def test_the_feed_writes_its_position_after_the_entries_and_a_new_worker_resumes_there(tmp_path):
+    rig = Rig(tmp_path)
+    rig.restore()
+    batch = rig.posted(posted("N-1", 1), posted("N-1", 2))
+    summary = rig.feed(batch)
+    assert summary.outcomes[("posted-contributions", "indexed")] == 2
+    assert rig.position() == 2 and rig.position(1) is None
+    state = [r for r in rig.sink.sent if r.topic == rig.t.reversals_state]
+    assert [r.key.decode() for r in state][-1].startswith("\x00pos/0/"), "the position comes after the entries"
+    rig.restart()
+    rig.restore()
+    assert rig.position() == 2, "the position follows the partition through the changelog"
+    assert sorted(k for k, _ in rig.worker.store.scan(C["iin"])) == [f"{C['iin']}/N-1"]
+
+
+def test_a_kill_between_the_entries_and_the_position_reads_them_again_with_nothing_emitted_twice(tmp_path):
+    rig = Rig(tmp_path, hold=True)
+    rig.restore()
+    rig.process([rig.decision("RFD-1", ["N-1/1", "N-1/2"])])
+    batch = rig.posted(posted("N-1", 1), posted("N-1", 2))
+    rig.sink.crash_before = None
+    # The entries' state written, outputs sent, then SIGKILL before the position: the index holds
+    # them, the changelog has no position.
+    rig.process(batch)
+    assert len(rig.out(rig.t.decision_results)) == 1
+    assert rig.position() is None
+    rig.restart()
+    rig.restore()
+    summary = rig.feed(batch)  # read again from the beginning
+    assert summary.outcomes[("posted-contributions", "known")] == 2
+    assert len(rig.out(rig.t.decision_results)) == 1 and len(rig.out(rig.t.posted_reversals)) == 2
+    assert rig.position() == 2
+
+
+def test_the_feed_drops_a_partition_revoked_while_its_batch_waited(tmp_path):
+    rig = Rig(tmp_path)
+    rig.restore()
+    rig.worker.processor.forget_partitions([0])
+    summary = rig.feed(rig.posted(posted("N-1", 1)))
+    assert summary.records == 0
+    assert [r for r in rig.sink.sent if r.topic == rig.t.reversals_state] == [], "nothing written for it"
+    assert rig.position() is None
+
+
+def test_hold_off_a_decision_waits_for_the_index_to_hold_what_was_posted(tmp_path):
+    """The entry is on the topic but the feed has not applied it yet: deciding at once (hold off)
+    would reject it ENTRY_NOT_FOUND; the decision waits for the feed instead."""
+    rig = Rig(tmp_path)
+    rig.restore()
+    on_the_topic = rig.posted(posted("N-1", 1))
+
+    async def feed_applies():
+        await rig.worker.index_posted(on_the_topic)
+
+    rig.worker.feed = Feed(feed_applies)
+    rig.decide([rig.decision("RFD-1", ["N-1/1"])])
+    assert rig.worker.feed.asked == [{0}]
+    [result] = rig.out(rig.t.decision_results)
+    assert (result["status"], result["rejected_entries"]) == ("applied", [])
+
+
+def test_without_the_wait_the_same_order_rejects_the_posted_entry(tmp_path):
+    """What the wait prevents (so the test above can fail): the decision before the entry, hold off."""
+    rig = Rig(tmp_path)
+    rig.restore()
+    rig.decide([rig.decision("RFD-1", ["N-1/1"])])
+    rig.feed(rig.posted(posted("N-1", 1)))
+    [result] = rig.out(rig.t.decision_results)
+    assert result["rejected_entries"] == [{"entry_id": "N-1/1", "reason": codes.ENTRY_NOT_FOUND}]
+
+
+def test_decisions_of_a_partition_that_left_while_waiting_are_left_to_its_next_owner(tmp_path):
+    rig = Rig(tmp_path)
+    rig.restore()
+    rig.feed(rig.posted(posted("N-1", 1)))
+    rig.worker.feed = Feed(owned={1})
+    summary = rig.decide([rig.decision("RFD-1", ["N-1/1"])])
+    assert summary.records == 0 and rig.out(rig.t.decision_results) == []
+
+
+def test_an_entry_completes_a_waiting_decision_but_never_releases_one_at_its_cut_off(tmp_path):
+    """Past the cut-off, the feed's entry of a key must not decide the key's decision with what
+    exists: more of its entries may be behind it on the topic. The tick decides it, caught up."""
+    rig = Rig(tmp_path, hold=True)
+    rig.restore()
+    rig.process([rig.decision("RFD-1", ["N-1/1", "N-1/2"])])
+    rig.clock.at = datetime(2026, 12, 3, 0, 0, tzinfo=timezone.utc)  # past the cut-off
+    rig.feed(rig.posted(posted("N-1", 1)))
+    assert rig.out(rig.t.decision_results) == [], "N-1/2 may be next on the topic"
+    rig.feed(rig.posted(posted("N-1", 2)))
+    [result] = rig.out(rig.t.decision_results)
+    assert (result["status"], result["rejected_entries"]) == ("applied", [])
+
+
+def test_the_cut_off_decides_once_the_index_holds_what_was_posted_by_the_tick(tmp_path):
+    rig = Rig(tmp_path, hold=True)
+    rig.restore()
+    rig.process([rig.decision("RFD-1", ["N-1/1", "N-1/9"])])  # cut-off Wednesday 23:30 Almaty
+    # The same key, received a day later: cut-off Thursday 23:30.
+    rig.process([rig.decision("RFD-2", ["N-1/7"], received_at="2026-12-02T11:00:00+05:00")])
+    late = rig.posted(posted("N-1", 1))  # posted before the tick, not yet indexed when it starts
+    rig.clock.at = datetime(2026, 12, 2, 18, 31, tzinfo=timezone.utc)  # RFD-1's cut-off passed
+
+    async def feed_applies():
+        await rig.worker.index_posted(late)
+        rig.clock.at = datetime(2026, 12, 3, 18, 31, tzinfo=timezone.utc)  # RFD-2's passes meanwhile
+
+    rig.worker.feed = Feed(feed_applies)
+    rig.tick()
+    [result] = rig.out(rig.t.decision_results)
+    assert result["decision_id"] == "RFD-1"
+    assert result["rejected_entries"] == [{"entry_id": "N-1/9", "reason": codes.ENTRY_NOT_FOUND}], \
+        "N-1/1 was posted by the cut-off's tick: reversed, not ENTRY_NOT_FOUND"
+    assert [r["reverses"] for r in rig.out(rig.t.posted_reversals)] == ["N-1/1"]
+    rig.worker.feed = Feed()
+    rig.tick()  # RFD-2's cut-off came while the first tick waited: the next tick decides it
+    assert [r["decision_id"] for r in rig.out(rig.t.decision_results)] == ["RFD-1", "RFD-2"]
+    assert rig.out(rig.t.decision_results)[1]["rejected_entries"] == [
+        {"entry_id": "N-1/7", "reason": codes.ENTRY_NOT_FOUND}]
