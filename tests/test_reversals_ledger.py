@@ -473,3 +473,18 @@ def test_the_cut_off_decides_once_the_index_holds_what_was_posted_by_the_tick(tm
     assert [r["decision_id"] for r in rig.out(rig.t.decision_results)] == ["RFD-1", "RFD-2"]
     assert rig.out(rig.t.decision_results)[1]["rejected_entries"] == [
         {"entry_id": "N-1/7", "reason": codes.ENTRY_NOT_FOUND}]
+
+
+def test_a_posted_record_the_index_cannot_keep_is_a_dead_letter_and_the_feed_reads_on(tmp_path):
+    rig = Rig(tmp_path)
+    rig.restore()
+    no_amount = {k: v for k, v in posted("N-1", 2).items() if k != "amount"}
+    batch = [rig.record(rig.t.posted_contributions, b"{not json", key=C["iin"]),
+             rig.record(rig.t.posted_contributions, no_amount), *rig.posted(posted("N-1", 1))]
+    summary = rig.feed(batch)
+    assert summary.outcomes[("posted-contributions", "dead_letter")] == 2
+    assert summary.outcomes[("posted-contributions", "indexed")] == 1
+    letters = rig.out(rig.t.dead_letters)
+    assert [d["error_kind"] for d in letters] == ["not_json", "unprocessable"]
+    assert "amount" in letters[1]["error"] and all(d["source_topic"] == rig.t.posted_contributions for d in letters)
+    assert rig.position() == 3
