@@ -30,6 +30,7 @@ from tables.registry import RegistryReplica, RegistryStore
 from . import faults
 from .accounts_agent import install_accounts, web_options
 from .assignor import StaticMemberAssignor
+from .ledger_feed import PostingFirst
 from .lifecycle import Lifecycle
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
@@ -93,6 +94,8 @@ class Runtime:
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
                                           owned_partitions=self.owned_partitions, observer=self.observer)
         self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now)
+        # Posting's batches, marked: the ledger feeds that read its output give way (streams/ledger_feed.py).
+        self.posting_first = PostingFirst()
 
     async def run(self) -> None:
         """Start-up, in this order, then watch the parts that run on:
@@ -267,7 +270,8 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
                     for e in events:
                         await stream.ack(e)
 
-                await runtime.processor.process(batch, acknowledge)
+                with runtime.posting_first.busy():
+                    await runtime.processor.process(batch, acknowledge)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -327,6 +331,7 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
     from .reversals_agent import install_reversals
 
     runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now,
-                                          recipients=recipients, lifecycle=lifecycle)
+                                          recipients=recipients, lifecycle=lifecycle,
+                                          posting_first=runtime.posting_first)
     runtime.accounts = install_accounts(app, settings, bootstrap, runtime)  # personal accounts, statement API
     return app, runtime

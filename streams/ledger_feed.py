@@ -18,12 +18,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from .records import InputRecord
 
 log = logging.getLogger("esep.feed")
+
+
+class PostingFirst:
+    """The posting agent and the feeds share one event loop (one core): a feed that keeps up takes a
+    share of the core in proportion to posting's output, however far behind posting is. Posting has
+    the latency target and the feeds' readers wait correctly for them (the reversals' decisions wait
+    for the index to catch up), so a feed given this waits, before each batch, until posting has
+    been quiet for `quiet_s`, or at most `max_wait_s`: during a burst it reads one batch per
+    `max_wait_s` and catches up once posting idles. The posting agent marks its batches `busy()`."""
+
+    def __init__(self, quiet_s: float = 0.05, max_wait_s: float = 1.0):
+        self.quiet_s = quiet_s
+        self.max_wait_s = max_wait_s
+        self.active = 0
+        self.last_busy = float("-inf")  # monotonic time the last batch ended
+
+    def busy(self) -> "_Busy":
+        return _Busy(self)
+
+    async def turn(self) -> None:
+        deadline = time.monotonic() + self.max_wait_s
+        while True:
+            now = time.monotonic()
+            if not self.active and now - self.last_busy >= self.quiet_s:
+                return
+            if now >= deadline:
+                return
+            await asyncio.sleep(min(self.quiet_s, deadline - now))
+
+
+class _Busy:
+    def __init__(self, owner: PostingFirst):
+        self.owner = owner
+
+    def __enter__(self):
+        self.owner.active += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.owner.active -= 1
+        self.owner.last_busy = time.monotonic()
+        return False
 
 
 class FeedTarget(Protocol):
@@ -47,8 +89,10 @@ class LedgerFeed:
     `max_records`. A topic that does not exist yet is looked for again every `rediscover_s`."""
 
     def __init__(self, target: FeedTarget, bootstrap: str, owned: Callable[[], Iterable[int]], topics: list[str], *,
-                 name: str, max_records: int = 1000, rediscover_s: float = 30.0):
+                 name: str, max_records: int = 1000, rediscover_s: float = 30.0,
+                 pace: Callable[[], Awaitable[None]] | None = None):
         self.target = target
+        self.pace = pace  # awaited before each batch (PostingFirst.turn): None reads at once
         self.bootstrap = bootstrap
         self.owned = owned
         self.topics = list(topics)
@@ -95,6 +139,8 @@ class LedgerFeed:
                         pass
                     continue
                 fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if fetched and self.pace is not None:
+                    await self.pace()
                 owned = set(self.owned())
                 # Records of a partition revoked meanwhile are left to its new owner; a partition
                 # assigned back is read again from its recorded position.
@@ -206,4 +252,4 @@ class LedgerFeed:
         return total
 
 
-__all__ = ["FeedTarget", "LedgerFeed"]
+__all__ = ["FeedTarget", "LedgerFeed", "PostingFirst"]

@@ -334,10 +334,12 @@ class ReversalsWorker:
                                               owned_partitions=owned_partitions, name="reversals")
         self.feed = None
 
-    def posted_feed(self, bootstrap: str, max_records: int = 1000) -> LedgerFeed:
-        """The feed of `posted.contributions` into the index (its `run` is the caller's task)."""
+    def posted_feed(self, bootstrap: str, max_records: int = 1000,
+                    pace: Callable[[], Awaitable[None]] | None = None) -> LedgerFeed:
+        """The feed of `posted.contributions` into the index (its `run` is the caller's task);
+        `pace`: awaited before each batch (`streams.ledger_feed.PostingFirst.turn`)."""
         self.feed = LedgerFeed(PostedEntries(self), bootstrap, self.owned_partitions, [self.posted_topic],
-                               name="reversals", max_records=max_records)
+                               name="reversals", max_records=max_records, pace=pace)
         return self.feed
 
     async def start(self) -> None:
