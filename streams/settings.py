@@ -22,6 +22,11 @@ DEFAULT_TOPICS = {
     "registry_changes": "registry.changes",
     "decisions": "esep.decisions",
     "registry_history": "esep.registry-history",
+    # The monthly report (contract Part 2, reports.monthly; docs/report-pipeline.md).
+    "reports_monthly": "reports.monthly",
+    "report_partials": "reports.partials",
+    "report_payers": "esep.report-payers",
+    "report_changelog": "esep.report-changelog",
 }
 PENDING_MODES = holds.MODES
 
@@ -74,6 +79,11 @@ def _existing_file(name: str, environ: Mapping[str, str] | None = None) -> Path 
     return path
 
 
+def _path(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    raw = _env(name, "", environ)
+    return Path(raw).expanduser() if raw else None
+
+
 @dataclass(frozen=True)
 class Topics:
     credit_notifications: str
@@ -86,6 +96,10 @@ class Topics:
     registry_changes: str
     decisions: str
     registry_history: str
+    reports_monthly: str
+    report_partials: str
+    report_payers: str
+    report_changelog: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":
@@ -113,6 +127,12 @@ class Settings:
     hold_check_s: float
     topics: Topics = field(default_factory=Topics.from_env)
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
+    # The monthly report: its streams and assembler run in every worker unless off (bench: the cost).
+    reports: bool = True
+    report_final_business_days: int = 5
+    report_partial_interval_s: float = 2.0
+    # Tests and drills only: a file holding the instant the report schedule takes as now.
+    report_clock_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -137,6 +157,10 @@ class Settings:
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
             topics=Topics.from_env(e),
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
+            reports=_choice("ESEP_REPORTS", "on", ("on", "off"), e) == "on",
+            report_final_business_days=_int("ESEP_REPORT_FINAL_BUSINESS_DAYS", 5, 0, e),
+            report_partial_interval_s=_float("ESEP_REPORT_PARTIAL_INTERVAL_S", 2.0, 0.05, e),
+            report_clock_file=_path("ESEP_REPORT_CLOCK_FILE", e),
         )
 
     @property

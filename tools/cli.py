@@ -144,3 +144,34 @@ def chaos_command(sub) -> None:
     c.add_argument("--seed", type=int, default=430)
     c.add_argument("--json", default="chaos-results/chaos.json", help="where to write the figures")
     c.set_defaults(func=_chaos)
+
+
+@_broker_errors
+def _report(args, settings: Settings) -> int:
+    from rules.dates import parse_period
+
+    from .report_recount import run_files, run_recount
+
+    words = list(args.words)
+    recounting = bool(words) and words[0] == "recount"
+    if recounting:
+        words = words[1:]
+    if len(words) != 1 or parse_period(words[0]) is None:
+        raise CommandError("usage: esep report YYYY-MM [--out DIR]  |  esep report recount YYYY-MM [--json PATH]")
+    month = words[0]
+    if recounting:
+        return run_recount(settings, settings.resolve_broker(), month, out=args.json)
+    return run_files(settings, settings.resolve_broker(), month, args.out, args.version, args.revision)
+
+
+def report_command(sub) -> None:
+    r = sub.add_parser("report", help="the monthly report: `esep report YYYY-MM` writes a published version as CSV, "
+                                      "XLSX and PNG; `esep report recount YYYY-MM` recounts the month from the "
+                                      "output topics and checks every published version at its covers")
+    r.add_argument("words", nargs="+", metavar="[recount] YYYY-MM")
+    r.add_argument("--out", default="report-output", help="folder for the CSV, XLSX and PNG (default report-output)")
+    r.add_argument("--version", choices=["preliminary", "final", "revised"], default=None,
+                   help="which version (default: the last published)")
+    r.add_argument("--revision", type=int, default=None, help="which revision of a revised version")
+    r.add_argument("--json", default=None, help="recount: write the recounted sections here instead of stdout")
+    r.set_defaults(func=_report)

