@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -150,6 +151,80 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         paths = sorted(p.name for p in (tmp_path / "files").iterdir())
         assert paths == ["report-2026-11-revised-1.csv", "report-2026-11-revised-1.png",
                          "report-2026-11-revised-1.xlsx"]
+    finally:
+        outputs.close()
+        stack.close()
+
+
+def feed_paced(stack: Stack, records, per_second: float) -> threading.Thread:
+    """The bank's pace, in the background, so that a kill lands mid-stream."""
+    def feed():
+        for i, r in enumerate(records):
+            stack.send(stack.topics.credit_notifications, r.key, r.value)
+            if i % 10 == 9:
+                stack.flush()
+                time.sleep(10 / per_second)
+        stack.flush()
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return thread
+
+
+def kill_mid_stream(stack: Stack, outputs: Outputs, records, victim, workers, at_results: int) -> None:
+    """Feed `records`, SIGKILL `victim` once `at_results` of them have a result, start it again,
+    and wait for every result."""
+    orders = {r.expect["notification_id"] for r in records if r.kind == "order"}
+    before = outputs.result_ids()
+    feeder = feed_paced(stack, records, per_second=60)
+    outputs.wait_for(lambda o: len(o.result_ids() - before) >= at_results, what=f"{at_results} results",
+                     workers=workers)
+    victim.kill()
+    victim.start()
+    feeder.join(120)
+    outputs.wait_for(lambda o: o.result_ids() >= orders, timeout=180, what="every result", workers=workers)
+
+
+def test_every_version_equals_the_recount_through_sigkills_with_two_workers(broker, tmp_path):
+    # Posting commits its offsets rarely: a kill redelivers, and the output topics get entries,
+    # refunds and results twice (identical but for their stamps). The report counts each once.
+    clock = tmp_path / "clock"
+    due = final_due(NOV, _calendar(), 5)
+    write_clock(clock, due + timedelta(hours=1))  # November is final as soon as it is counted
+    stack = Stack(broker, tmp_path, ESEP_REPORT_CLOCK_FILE=str(clock), ESEP_REPORT_PARTIAL_INTERVAL_S="0.3",
+                  ESEP_PENDING="off", ESEP_COMMIT_INTERVAL_S="60", ESEP_BATCH_SIZE="10")
+    outputs = Outputs(stack)
+    try:
+        registry = make_registry(600, seed=31)
+        stack.send_registry(registry)
+        w1 = stack.worker("w1").start()
+        w2 = stack.worker("w2").start()
+        w1.wait_ready()
+        w2.wait_ready()
+        time.sleep(3)  # both members joined every group: the partitions are split
+
+        first = orders_over(DAYS, registry, 300, 31, "KA")
+        kill_mid_stream(stack, outputs, first, w1, [w1, w2], at_results=80)
+        (final,) = wait_versions(stack, 1, [w1, w2], timeout=120)
+        assert (final["version"], final["revision"]) == ("final", 0), "first counted after its time: final at once"
+
+        # Late November notifications, the other worker killed this time, then 24:00.
+        late = orders_over([datetime(2026, 11, 30, 21, 0, tzinfo=ALMATY)], registry, 300, 32, "KB")
+        kill_mid_stream(stack, outputs, late, w2, [w1, w2], at_results=80)
+        outputs.drain(quiet_s=1.5)
+        write_clock(clock, next_midnight(due + timedelta(hours=1)) + timedelta(seconds=3))
+        _, revised = wait_versions(stack, 2, [w1, w2], timeout=120)
+        assert (revised["version"], revised["revision"]) == ("revised", 1)
+
+        emitted = [e["entry_id"] for e in outputs.posted]
+        assert len(emitted) > len(set(emitted)), "the kills must have re-emitted posted entries"
+        versions = read_versions(stack.bootstrap, stack.topics, NOV)
+        assert len(versions) == 2, [v["version"] for v in versions]
+        assert_equal_recounts(stack, versions)
+        assert held(flatten(revised)) == recount_at(stack.bootstrap, stack.topics, NOV)
+        assert revised["contributions"]["lines_posted"] == (expected_posted_lines(first, NOV)
+                                                            + expected_posted_lines(late, NOV))
+        assert sum(w.metric("esep_report_assembler") for w in (w1, w2)) == 1, "one assembler"
     finally:
         outputs.close()
         stack.close()
