@@ -140,7 +140,13 @@ class ReportAssembler:
     async def _lose(self) -> None:
         self.assembly = None
         self.barrier = None
+        # Another worker assembles now: its gauges count, not this one's last values.
         metrics.report_assembler.set(0)
+        metrics.report_version_late.set(0)
+        metrics.report_months_open.set(0)
+        metrics.report_last_version_age.set(0)
+        metrics.report_partials_held.clear()
+        metrics.report_last_version.clear()
         producer, self.producer = self.producer, None
         if producer is not None:
             try:
