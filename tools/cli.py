@@ -61,7 +61,7 @@ def _bench(args, settings: Settings) -> int:
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile)
+                     profile_dir=args.profile, compare_reports=args.report_compare)
 
 
 @_broker_errors
@@ -106,6 +106,8 @@ def bench_command(sub) -> None:
                    help="cap the naive faust reference's lines (default: as many as the run has)")
     b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
+    b.add_argument("--no-report-compare", dest="report_compare", action="store_false",
+                   help="skip phase 5 (the worker again with ESEP_REPORTS=off: the report streams' cost)")
     b.set_defaults(func=_bench)
 
 
