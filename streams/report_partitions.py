@@ -17,6 +17,7 @@ reload from the store, which only ever holds committed state)."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +28,7 @@ from rules.calendar import BusinessCalendar
 from rules.entries import stamp
 from rules.report import SOURCES, IdSet, MonthPartial
 from rules.report.aggregate import seen_key
-from rules.report.months import month_of_instant
-from tables.report_state import PRESENT, ReportStore
+from tables.report_state import ADDED, PRESENT, ReportStore
 
 from .settings import Topics
 
@@ -64,14 +64,23 @@ def report_inputs(topics: Topics) -> list[Input]:
 
 
 class Pending:
-    """Changelog entries of the batch in progress: read before the store (a member added earlier
-    in the batch is a member), written to the store only once the transaction committed."""
+    """Ids and members added by the batch in progress (read before the store: a member added
+    earlier in the batch is a member; written only once the transaction committed), and what one
+    multi-get found in the store for the batch's keys."""
 
     def __init__(self) -> None:
         self.entries: dict[str, bytes] = {}
+        self.known: dict[str, bool] = {}
 
     def clear(self) -> None:
         self.entries.clear()
+        self.known.clear()
+
+    def seen(self, store: ReportStore, key: str) -> bool:
+        if key in self.entries:
+            return True
+        found = self.known.get(key)
+        return store.has(key) if found is None else found
 
 
 class StoredSet:
@@ -85,7 +94,7 @@ class StoredSet:
 
     def add(self, value: str) -> bool:
         key = self.prefix + value
-        if key in self.pending.entries or self.store.has(key):
+        if self.pending.seen(self.store, key):
             return False
         self.pending.entries[key] = PRESENT
         self.count += 1
@@ -108,7 +117,7 @@ class StoredSeen:
 
     def add(self, key: str) -> bool:
         full = self.prefix + key
-        if full in self.pending.entries or self.store.has(full):
+        if self.pending.seen(self.store, full):
             return False
         self.pending.entries[full] = PRESENT
         return True
@@ -122,22 +131,32 @@ class Applied:
     forwards: list[tuple[bytes, bytes]] = field(default_factory=list)  # (payer key, value) for esep.report-payers
 
 
+def _member(source: str, record: dict) -> str | None:
+    """The distinct-set member a record may add (`<set>/<value>`), for the batch's multi-get."""
+    if source == "contributions":
+        return f"participants/{record['iin']}"
+    if source == "payers":
+        return f"payers/{record['payer_bin_iin']}"
+    return None
+
+
 class StreamPartition:
     """One partition of one stream: its months (cached from the store), covers and what is to
     publish."""
 
-    def __init__(self, stream: str, partition: int, store: ReportStore, pending: Pending,
-                 calendar: BusinessCalendar):
+    def __init__(self, stream: str, partition: int, store: ReportStore, calendar: BusinessCalendar):
         self.stream, self.partition = stream, partition
-        self.store, self.pending, self.calendar = store, pending, calendar
+        self.store, self.calendar = store, calendar
+        self.pending = Pending()
         self.base = f"{partition}/{stream}/"
-        self.seen = StoredSeen(store, pending, self.base + "s/")
+        self.seen = StoredSeen(store, self.pending, self.base + "s/")
         self.months: dict[str, MonthPartial] = {}
         self.changed: set[str] = set()  # months changed in this batch
         self.unpublished: set[str] = set()  # months whose partial is behind the state
         self.progress_unpublished = True
         # Payers already forwarded per month, this process only: a lost set re-forwards (a set).
         self.forwarded: dict[str, IdSet] = {}
+        self.last_forwarded: tuple[str, str] | None = None
         raw = store.get(self.base + "c")
         self.covers: dict[str, int] = orjson.loads(raw) if raw is not None else {}
         self.covers_changed = False
@@ -168,34 +187,56 @@ class StreamPartition:
 
     # ---- records ----------------------------------------------------------------------------------
 
-    def apply(self, source: str, value: bytes | None, out: Applied) -> None:
-        try:
-            record = orjson.loads(value) if value is not None else None
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-            spec = SOURCES[source]
-            if not spec.counts(record):
-                out.repeats += 1
-                return
-            month = spec.month(record)
-            if spec.record_id is not None and not self.seen.add(seen_key(month, source, spec.record_id(record))):
-                out.repeats += 1
-                return
-            spec.apply(self.month(month), record, self.calendar)
-        except (ValueError, KeyError, TypeError) as exc:
-            # Output records are ours and checked against their models: a bug, not data to stop on.
-            log.error("report %s: a %s record could not be counted (%s: %s)", self.stream, source,
-                      type(exc).__name__, exc)
-            out.unreadable += 1
-            return
-        out.counted += 1
-        self.changed.add(month)
-        if source == "contributions":
-            self._forward(record, out)
+    def apply(self, source: str, values: list[bytes | None], out: Applied) -> None:
+        """Count a batch of one source's records, in order. The store is asked once, for every
+        id and member the batch may add (a multi-get), not once per record."""
+        spec = SOURCES[source]
+        todo = []
+        keys = []
+        for value in values:
+            try:
+                record = orjson.loads(value) if value is not None else None
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                if not spec.counts(record):
+                    out.repeats += 1
+                    continue
+                month = spec.month(record)
+                if spec.record_id is not None:
+                    keys.append(self.seen.prefix + seen_key(month, source, spec.record_id(record)))
+                member = _member(source, record)
+                if member is not None:
+                    keys.append(f"{self.base}i/{month}/{member}")
+            except (ValueError, KeyError, TypeError) as exc:
+                self._unreadable(source, exc, out)
+                continue
+            todo.append((record, month))
+        self.pending.known = self.store.present(keys)  # valid until the next commit; asked afresh
+        for record, month in todo:
+            try:
+                if spec.record_id is not None and not self.seen.add(seen_key(month, source, spec.record_id(record))):
+                    out.repeats += 1
+                    continue
+                spec.apply(self.month(month), record, self.calendar)
+            except (ValueError, KeyError, TypeError) as exc:
+                self._unreadable(source, exc, out)
+                continue
+            out.counted += 1
+            self.changed.add(month)
+            if source == "contributions":
+                self._forward(record, month, out)
 
-    def _forward(self, entry: dict, out: Applied) -> None:
+    def _unreadable(self, source: str, exc: Exception, out: Applied) -> None:
+        # Output records are ours and checked against their models: a bug, not data to stop on.
+        log.error("report %s: a %s record could not be counted (%s: %s)", self.stream, source,
+                  type(exc).__name__, exc)
+        out.unreadable += 1
+
+    def _forward(self, entry: dict, month: str, out: Applied) -> None:
         payer = entry["payer_bin_iin"]
-        month = month_of_instant(entry["received_at"])
+        if self.last_forwarded == (month, payer):
+            return  # the lines of one order: one payer
+        self.last_forwarded = (month, payer)
         sent = self.forwarded.setdefault(month, IdSet())
         if sent.add(payer):
             out.forwards.append((payer.encode("utf-8"), orjson.dumps(
@@ -210,11 +251,18 @@ class StreamPartition:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.changed) or self.covers_changed
+        return bool(self.changed) or bool(self.pending.entries) or self.covers_changed
 
     def take_changes(self) -> list[tuple[str, bytes]]:
-        """Month records and covers of this batch (the pending ids and members are the runner's)."""
-        out = [(self.base + "m/" + m, self._month_record(m)) for m in sorted(self.changed)]
+        """The batch's changelog entries: the ids and members it added, packed in one record (a
+        record per id would cost a Kafka send per posted line; `ReportStore.apply` unpacks it), the
+        changed month records and the covers."""
+        out = []
+        if self.pending.entries:
+            n = len(self.base)
+            out.append((f"{self.base}{ADDED}{uuid.uuid4().hex}",
+                        orjson.dumps([k[n:] for k in self.pending.entries])))
+        out += [(self.base + "m/" + m, self._month_record(m)) for m in sorted(self.changed)]
         if self.dirty:
             out.append((self.base + "c", orjson.dumps(self.covers)))
             self.progress_unpublished = True
@@ -223,14 +271,19 @@ class StreamPartition:
         self.covers_changed = False
         return out
 
+    def committed(self) -> None:
+        self.pending.clear()
+
     def rollback(self) -> None:
         """Forget what the failed batch did: the store holds the last committed state."""
+        self.pending.clear()
         self.months.clear()
         self.changed = set()
         raw = self.store.get(self.base + "c")
         self.covers = orjson.loads(raw) if raw is not None else {}
         self.covers_changed = False
         self.forwarded.clear()  # forwards of the failed batch were not sent
+        self.last_forwarded = None
         self.unpublished |= set(self.stored_months())
         self.progress_unpublished = True
 

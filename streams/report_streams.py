@@ -36,7 +36,7 @@ from rules.calendar import BusinessCalendar
 from tables.changelog import ChangelogReader
 from tables.report_state import ReportStore
 
-from .report_partitions import Applied, Input, Pending, StreamPartition, report_inputs
+from .report_partitions import Applied, Input, StreamPartition, report_inputs
 from .settings import Settings
 
 log = logging.getLogger("esep.report")
@@ -62,12 +62,13 @@ class ReportStreams:
         self.inputs: list[Input] = report_inputs(t)
         self.by_topic = {i.topic: i for i in self.inputs}
         self.store = store or ReportStore(settings.worker_dir / "report")
-        self.pending = Pending()
         self.parts: dict[tuple[str, int], StreamPartition] = {}
         self.lock = asyncio.Lock()
         self.changelog = ChangelogReader(self.store, bootstrap, t.report_changelog, isolation_level="read_committed")
         self.last_publish = 0.0
         self.group_id = f"{settings.app_id}-report"
+        # aiokafka only logs what a rebalance listener raises: the loop re-raises it instead.
+        self.failed: BaseException | None = None
 
     # ---- running -------------------------------------------------------------------------------------
 
@@ -103,11 +104,13 @@ class ReportStreams:
             consumer.subscribe([i.topic for i in self.inputs], listener=_Rebalance(self, consumer))
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                if self.failed is not None:
+                    failed, self.failed = self.failed, None
+                    raise RuntimeError("restoring the assigned partitions failed") from failed
                 async with self.lock:
                     await self._batch(consumer, producer, batches)
         finally:
             self.parts.clear()
-            self.pending.clear()
             for part in (consumer.stop, self.changelog.stop, producer.stop):
                 try:
                     await part()
@@ -126,8 +129,7 @@ class ReportStreams:
             key = (inp.stream, tp.partition)
             sp = self.parts.get(key)
             if sp is None:
-                sp = self.parts[key] = StreamPartition(inp.stream, tp.partition, self.store, self.pending,
-                                                       self.calendar)
+                sp = self.parts[key] = StreamPartition(inp.stream, tp.partition, self.store, self.calendar)
                 sp.republish_all()
             position = sp.covers.get(tp.topic)
             if position is None:
@@ -157,8 +159,7 @@ class ReportStreams:
             if sp is None:  # revoked while the batch waited for the lock
                 continue
             out = Applied()
-            for rec in records:
-                sp.apply(inp.source, rec.value, out)
+            sp.apply(inp.source, [rec.value for rec in records], out)
             forwards.extend(out.forwards)
             counted += out.counted
             outcomes[(inp.source, "counted")] += out.counted
@@ -171,7 +172,7 @@ class ReportStreams:
                 # The position, not the last record: transaction markers take offsets too.
                 sp.advance(tp.topic, await consumer.position(tp))
 
-        data = bool(self.pending.entries) or forwards or any(sp.changed for sp in self.parts.values())
+        data = bool(forwards) or any(sp.changed or sp.pending.entries for sp in self.parts.values())
         # Forwards commit with the persons partials that count their entries: whoever sees a payer
         # counted has seen covers that include its entry (the assembler's barrier relies on it).
         publish_due = (time.monotonic() - self.last_publish >= self.settings.report_partial_interval_s
@@ -183,7 +184,6 @@ class ReportStreams:
         try:
             await self._commit(producer, forwards, publish_due)
         except BaseException:
-            self.pending.clear()
             for sp in self.parts.values():
                 sp.rollback()
             raise
@@ -196,7 +196,7 @@ class ReportStreams:
     async def _commit(self, producer: AIOKafkaProducer, forwards: list[tuple[bytes, bytes]],
                       publish_due: bool) -> None:
         t = self.settings.topics
-        entries = list(self.pending.entries.items())
+        entries = []
         for sp in self.parts.values():
             entries.extend(sp.take_changes())
         partials: list[tuple[bytes, bytes]] = []
@@ -218,7 +218,8 @@ class ReportStreams:
         for meta in metas:
             next_offsets[meta.partition] = max(next_offsets.get(meta.partition, 0), meta.offset + 1)
         self.store.apply(entries, next_offsets)
-        self.pending.clear()
+        for sp in self.parts.values():
+            sp.committed()
         if publish_due:
             for sp in publishing:
                 sp.published()
@@ -238,4 +239,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.streams.lock:
-            await self.streams.assigned(self.consumer, set(assigned))
+            try:
+                await self.streams.assigned(self.consumer, set(assigned))
+            except Exception as exc:  # noqa: BLE001 - handed to the loop, which starts over
+                self.streams.failed = exc

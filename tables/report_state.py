@@ -7,6 +7,9 @@ Keys (`<p>` the input partition, `<stream>` persons | orders | payers):
     <p>/<stream>/m/<month>           the month's counters and distinct counts (JSON)
     <p>/<stream>/s/<month>|<src>|<id> an id already counted (value b"1")
     <p>/<stream>/i/<month>/<set>/<v> a member of a distinct set (participants, payers)
+On the changelog the ids and members a batch added travel packed in one record,
+`<p>/<stream>/a/<unique>` -> JSON list of key suffixes, which `apply` unpacks into the keys above
+(one Kafka record per batch instead of one or two per posted line).
 Sets and seen ids live on disk, not in memory: a month of 8 million participants costs the
 process nothing and the store a few bytes a key (prefix-compressed).
 
@@ -17,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
+
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
 STATE_PREFIX = b"r/"
 PRESENT = b"1"  # a compacted topic needs a non-empty value; the changelog reader skips empty ones
+ADDED = "a/"
 
 
 class ReportStore:
@@ -32,6 +38,13 @@ class ReportStore:
 
     def has(self, key: str) -> bool:
         return self.db.get(STATE_PREFIX + key.encode()) is not None
+
+    def present(self, keys: list[str]) -> dict[str, bool]:
+        """Which of `keys` the store holds: one multi-get."""
+        if not keys:
+            return {}
+        values = self.db.get([STATE_PREFIX + k.encode() for k in keys])
+        return {k: v is not None for k, v in zip(keys, values)}
 
     def scan(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         """(key, value) of every key starting with `prefix`, in key order."""
@@ -53,6 +66,12 @@ class ReportStore:
     def apply(self, entries: list[tuple[str, bytes | None]], next_offsets: dict[int, int]) -> None:
         batch = new_batch()
         for key, value in entries:
+            p, stream, rest = key.split("/", 2)
+            if rest.startswith(ADDED) and value is not None:
+                base = f"{p}/{stream}/"
+                for suffix in orjson.loads(value):
+                    batch.put(STATE_PREFIX + (base + suffix).encode(), PRESENT)
+                continue
             if value is None:
                 batch.delete(STATE_PREFIX + key.encode())
             else:

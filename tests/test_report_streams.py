@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from rules.calendar import ALMATY, default_calendar
 from rules.report import build_report, final_due, flatten, recount
 from streams.report_assembly import Assembly, held
-from streams.report_partitions import Applied, Pending, StreamPartition, report_inputs
+from streams.report_partitions import Applied, StreamPartition, report_inputs
 from streams.settings import Topics
 from tables.report_state import ReportStore
 
@@ -34,24 +34,20 @@ class Partition:
 
     def __init__(self, store: ReportStore, stream: str = "persons", partition: int = 0):
         self.store = store
-        self.pending = Pending()
-        self.sp = StreamPartition(stream, partition, store, self.pending, CAL)
+        self.sp = StreamPartition(stream, partition, store, CAL)
         self.forwards: list[tuple[bytes, bytes]] = []
 
     def apply(self, source: str, records: list[dict]) -> Applied:
         out = Applied()
-        for r in records:
-            self.sp.apply(source, encode(r), out)
+        self.sp.apply(source, [encode(r) for r in records], out)
         self.forwards.extend(out.forwards)
         return out
 
     def commit(self) -> None:
-        entries = list(self.pending.entries.items()) + self.sp.take_changes()
-        self.store.apply(entries, {})
-        self.pending.clear()
+        self.store.apply(self.sp.take_changes(), {})
+        self.sp.committed()
 
     def rollback(self) -> None:
-        self.pending.clear()
         self.sp.rollback()
 
 
