@@ -45,6 +45,7 @@ log = logging.getLogger("esep.report")
 # partitions (the assembler among them) until it times out or the worker comes back.
 TRANSACTION_TIMEOUT_MS = 15_000
 RESTART_BACKOFF_S = 2.0
+MAX_UNCOMMITTED = 50_000  # records counted before a commit however short the interval
 
 
 def utc_now() -> datetime:
@@ -65,7 +66,12 @@ class ReportStreams:
         self.parts: dict[tuple[str, int], StreamPartition] = {}
         self.lock = asyncio.Lock()
         self.changelog = ChangelogReader(self.store, bootstrap, t.report_changelog, isolation_level="read_committed")
-        self.last_publish = 0.0
+        self.last_commit = 0.0
+        self.producer: AIOKafkaProducer | None = None
+        # Counted since the last commit: committed together, or dropped together.
+        self.forwards: list[tuple[bytes, bytes]] = []
+        self.outcomes: Counter = Counter()
+        self.uncommitted = 0
         self.group_id = f"{settings.app_id}-report"
         # aiokafka only logs what a rebalance listener raises: the loop re-raises it instead.
         self.failed: BaseException | None = None
@@ -98,6 +104,7 @@ class ReportStreams:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await producer.start()  # init_transactions: fences a previous incarnation's open transaction
+        self.producer = producer
         await self.changelog.start()
         try:
             await consumer.start()
@@ -111,6 +118,8 @@ class ReportStreams:
                     await self._batch(consumer, producer, batches)
         finally:
             self.parts.clear()
+            self.producer = None
+            self.forwards, self.outcomes, self.uncommitted = [], Counter(), 0
             for part in (consumer.stop, self.changelog.stop, producer.stop):
                 try:
                     await part()
@@ -136,23 +145,25 @@ class ReportStreams:
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, position)
-        self.last_publish = 0.0  # publish the partitions' months and progress at the next batch
+        self.last_commit = 0.0  # publish the partitions' months and progress at the next batch
         metrics.recovery_seconds.labels("report").observe(time.monotonic() - started)
         log.info("report streams: partitions %s restored and sought to their covers", partitions)
 
-    def revoked(self, revoked: set[TopicPartition]) -> None:
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        # What was counted is committed before the partitions move: the next owner starts from it.
+        if self.producer is not None:
+            await self.flush(self.producer)
         for tp in revoked:
             inp = self.by_topic.get(tp.topic)
             if inp is not None:
                 self.parts.pop((inp.stream, tp.partition), None)
 
-    # ---- one batch -------------------------------------------------------------------------------------
+    # ---- batches -------------------------------------------------------------------------------------
 
     async def _batch(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batches: dict) -> None:
-        started = time.monotonic()
-        forwards: list[tuple[bytes, bytes]] = []
-        outcomes: Counter = Counter()
-        counted = 0
+        """Count what arrived; commit what was counted since the last commit once the interval has
+        passed (or much is waiting). One transaction a second or two, not one per fetch: a
+        transaction costs the broker markers on every partition it wrote to."""
         for tp, records in batches.items():
             inp = self.by_topic[tp.topic]
             sp = self.parts.get((inp.stream, tp.partition))
@@ -160,57 +171,58 @@ class ReportStreams:
                 continue
             out = Applied()
             sp.apply(inp.source, [rec.value for rec in records], out)
-            forwards.extend(out.forwards)
-            counted += out.counted
-            outcomes[(inp.source, "counted")] += out.counted
-            outcomes[(inp.source, "repeat")] += out.repeats
-            outcomes[(inp.source, "unreadable")] += out.unreadable
+            self.forwards.extend(out.forwards)
+            self.uncommitted += len(records)
+            self.outcomes[(inp.source, "counted")] += out.counted
+            self.outcomes[(inp.source, "repeat")] += out.repeats
+            self.outcomes[(inp.source, "unreadable")] += out.unreadable
         for tp in consumer.assignment():
             inp = self.by_topic.get(tp.topic)
             sp = self.parts.get((inp.stream, tp.partition)) if inp is not None else None
             if sp is not None:
                 # The position, not the last record: transaction markers take offsets too.
                 sp.advance(tp.topic, await consumer.position(tp))
-
-        data = bool(forwards) or any(sp.changed or sp.pending.entries for sp in self.parts.values())
-        # Forwards commit with the persons partials that count their entries: whoever sees a payer
-        # counted has seen covers that include its entry (the assembler's barrier relies on it).
-        publish_due = (time.monotonic() - self.last_publish >= self.settings.report_partial_interval_s
-                       or bool(forwards))
-        waiting = any(sp.dirty or sp.unpublished or sp.progress_unpublished for sp in self.parts.values())
-        if not data and not (publish_due and waiting):
-            # Only positions moved (repeats, markers): they are written with the next change.
+        if (time.monotonic() - self.last_commit < self.settings.report_partial_interval_s
+                and self.uncommitted < MAX_UNCOMMITTED):
             return
+        await self.flush(producer)
+
+    async def flush(self, producer: AIOKafkaProducer) -> None:
+        """Commit what was counted, with the forwards and the partials, in one transaction."""
+        self.last_commit = time.monotonic()
+        if not self.forwards and not any(sp.dirty or sp.unpublished or sp.progress_unpublished
+                                         for sp in self.parts.values()):
+            self.uncommitted = 0
+            return
+        started = time.monotonic()
         try:
-            await self._commit(producer, forwards, publish_due)
+            await self._commit(producer)
         except BaseException:
             for sp in self.parts.values():
                 sp.rollback()
+            self.forwards, self.outcomes, self.uncommitted = [], Counter(), 0
             raise
-        for (source, outcome), n in outcomes.items():
+        for (source, outcome), n in self.outcomes.items():
             if n:
                 metrics.report_records.labels(source, outcome).inc(n)
-        if counted or forwards:
+        if self.uncommitted:
             metrics.report_batch_seconds.observe(time.monotonic() - started)
+        self.forwards, self.outcomes, self.uncommitted = [], Counter(), 0
 
-    async def _commit(self, producer: AIOKafkaProducer, forwards: list[tuple[bytes, bytes]],
-                      publish_due: bool) -> None:
+    async def _commit(self, producer: AIOKafkaProducer) -> None:
         t = self.settings.topics
         entries = []
         for sp in self.parts.values():
             entries.extend(sp.take_changes())
-        partials: list[tuple[bytes, bytes]] = []
-        publishing = []
-        if publish_due:
-            now = self.clock()
-            for sp in self.parts.values():
-                if sp.unpublished or sp.progress_unpublished:
-                    partials.extend(sp.partials(now))
-                    publishing.append(sp)
+        # Every commit publishes the partials it changed: a payer forwarded is counted only after
+        # the persons partial that counts its entry (the assembler's barrier relies on it).
+        now = self.clock()
+        publishing = [sp for sp in self.parts.values() if sp.unpublished or sp.progress_unpublished]
+        partials = [kv for sp in publishing for kv in sp.partials(now)]
         async with producer.transaction():
             changelog = [await producer.send(t.report_changelog, value=v, key=k.encode(),
                                              partition=int(k.split("/", 1)[0])) for k, v in entries]
-            others = [await producer.send(t.report_payers, value=v, key=k) for k, v in forwards]
+            others = [await producer.send(t.report_payers, value=v, key=k) for k, v in self.forwards]
             others += [await producer.send(t.report_partials, value=v, key=k, partition=0) for k, v in partials]
             metas = await asyncio.gather(*changelog)
             await asyncio.gather(*others)
@@ -220,11 +232,9 @@ class ReportStreams:
         self.store.apply(entries, next_offsets)
         for sp in self.parts.values():
             sp.committed()
-        if publish_due:
-            for sp in publishing:
-                sp.published()
-            self.last_publish = time.monotonic()
-            metrics.report_partials_published.inc(len(partials))
+        for sp in publishing:
+            sp.published()
+        metrics.report_partials_published.inc(len(partials))
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -235,7 +245,10 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked) -> None:
         # Under the lock: a batch in flight commits before its partitions move.
         async with self.streams.lock:
-            self.streams.revoked(set(revoked))
+            try:
+                await self.streams.revoked(set(revoked))
+            except Exception as exc:  # noqa: BLE001 - handed to the loop, which starts over
+                self.streams.failed = exc
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.streams.lock:

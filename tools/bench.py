@@ -275,6 +275,13 @@ class RunResult:
     # Phase 3 runs with the report streams; phase 5 without (0 when skipped).
     report_catch_up_s: float | None = None
     esep_without_reports_lines_per_s: float = 0.0
+    # CPU seconds of the worker and of the broker from the first notification sent to the last
+    # result (with the report streams: until they read every posted entry): on a shared machine a
+    # steadier measure of a cost than lines/s.
+    esep_worker_cpu_s: float | None = None
+    esep_broker_cpu_s: float | None = None
+    esep_without_reports_worker_cpu_s: float | None = None
+    esep_without_reports_broker_cpu_s: float | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -466,6 +473,7 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
         f"start-up work meanwhile)")
     watch = CpuWatch(res)
     profiler = _start_profiler(scope, worker, opts.profile_dir) if opts.profile_dir is not None else None
+    cpu_at_send = _cpu_of(worker.pid), _cpu_of(res.broker_pid)
     sent_at_ms = time.time() * 1000
     await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in records),
                    "notification records")
@@ -496,6 +504,8 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
         _stop_profiler(profiler)
     if reports:
         r.report_catch_up_s = await report_catch_up(worker)
+    r.esep_worker_cpu_s = _cpu_since(worker.pid, cpu_at_send[0])
+    r.esep_broker_cpu_s = _cpu_since(res.broker_pid, cpu_at_send[1])
     firsts = sorted((ts, value["lines_total"]) for nid, (ts, value) in results.first.items() if nid in expected_ids)
     seconds = max(1e-3, (firsts[-1][0] - firsts[0][0]) / 1000)
     r.esep_orders = sum(1 for nid in expected_ids if nid in results.first)
@@ -518,6 +528,15 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
     say(f"  esep: {len(ours):,} orders, {total_lines:,} lines ({r.lines_posted:,} posted + {r.lines_refunded:,} "
         f"refunded, {check}) in {seconds:.2f} s = {r.esep_lines_per_s:,.0f} lines/s")
     return worker, tail, results
+
+
+def _cpu_of(pid: int | None) -> float | None:
+    return _process_cpu(pid) if pid else None
+
+
+def _cpu_since(pid: int | None, start: float | None) -> float | None:
+    end = _cpu_of(pid)
+    return None if end is None or start is None else round(end - start, 2)
 
 
 async def report_catch_up(worker: WorkerProcess, timeout: float = 120.0) -> float | None:
@@ -727,10 +746,17 @@ async def phase_without_reports(res: Resources, settings: Settings, opts: Option
     tail.close()
     worker.stop()
     r.esep_without_reports_lines_per_s = off.esep_lines_per_s
+    r.esep_without_reports_worker_cpu_s = off.esep_worker_cpu_s
+    r.esep_without_reports_broker_cpu_s = off.esep_broker_cpu_s
     r.others_cores.update(off.others_cores)
     cost = 1 - r.esep_lines_per_s / off.esep_lines_per_s if off.esep_lines_per_s else float("nan")
     say(f"  report streams: {r.esep_lines_per_s:,.0f} lines/s with, {off.esep_lines_per_s:,.0f} without "
-        f"({cost:+.1%} of posting throughput)")
+        f"({cost:+.1%} of posting throughput); worker CPU {_per_line(r.esep_worker_cpu_s, r.esep_lines)} with, "
+        f"{_per_line(off.esep_worker_cpu_s, off.esep_lines)} without")
+
+
+def _per_line(cpu_s: float | None, lines: int) -> str:
+    return "n/a" if cpu_s is None or not lines else f"{cpu_s / lines * 1e6:.0f} us/line"
 
 
 def _median(runs: list[RunResult], name: str) -> float:
@@ -796,6 +822,12 @@ def _reports_summary(runs: list[RunResult], opts: Options) -> dict:
         without = _median(runs, "esep_without_reports_lines_per_s")
         out["lines_per_s_without_reports"] = round(without, 1)
         out["cost_of_reports"] = round(1 - with_ / without, 3) if without else None
+    for key, name in (("worker_cpu_us_per_line_with_reports", "esep_worker_cpu_s"),
+                      ("broker_cpu_us_per_line_with_reports", "esep_broker_cpu_s"),
+                      ("worker_cpu_us_per_line_without_reports", "esep_without_reports_worker_cpu_s"),
+                      ("broker_cpu_us_per_line_without_reports", "esep_without_reports_broker_cpu_s")):
+        values = [getattr(r, name) / r.esep_lines * 1e6 for r in runs if getattr(r, name) is not None and r.esep_lines]
+        out[key] = round(statistics.median(values), 1) if values else None
     return out
 
 
@@ -847,6 +879,11 @@ def render(summary: dict, runs: list[RunResult]) -> str:
         out.append(f"monthly report streams (ESEP_REPORTS): {reports['lines_per_s_with_reports']:,.0f} lines/s with, "
                    f"{reports['lines_per_s_without_reports']:,.0f} without"
                    + (f" ({cost:.1%} of posting throughput)" if cost is not None else ""))
+    if reports.get("worker_cpu_us_per_line_without_reports") is not None:
+        out.append(f"CPU per line, worker + broker: {reports['worker_cpu_us_per_line_with_reports']:.0f} + "
+                   f"{reports['broker_cpu_us_per_line_with_reports'] or 0:.0f} us with the report streams, "
+                   f"{reports['worker_cpu_us_per_line_without_reports']:.0f} + "
+                   f"{reports['broker_cpu_us_per_line_without_reports'] or 0:.0f} us without")
     if reports["report_catch_up_s"] is not None:
         out.append(f"report streams caught up {reports['report_catch_up_s']:.1f} s after the last result")
     busiest = summary["others_cores_max"]

@@ -118,7 +118,9 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         # The end of the 5th business day after it: the final, nothing changed since.
         due = final_due(NOV, _calendar(), 5)
         write_clock(clock, due - timedelta(seconds=1))
-        time.sleep(2)  # a tick or more of the assembler before the due time
+        # The assembler ticked at a second before the due time (the age is on that clock): no final.
+        age = (due - timedelta(seconds=1) - datetime.fromisoformat(prelim["generated_at"])).total_seconds()
+        wait_metric(worker, "esep_report_last_version_age_seconds", lambda v: v == age)
         assert len(read_versions(stack.bootstrap, stack.topics, NOV)) == 1, "the final came early"
         write_clock(clock, due + timedelta(seconds=5))
         _, final = wait_versions(stack, 2, [worker])
