@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
 
 from rules.iin import is_valid_iin
 
 from .common import InputModel, OutputAmount, OutputModel, Period
+from .outputs import PostedContribution
 
 # Bounds (contract, Clarifications "Bounds"): beyond them a record is a schema dead letter. Generous
 # for real records: ids are bank/Fund references, a decision names lines of one order.
@@ -72,6 +73,13 @@ class RefundDecision(InputModel):
     decided_on: date
     received_at: AwareDatetime = Field(description="business time of the decision; RFC 3339 with offset")
     payer: DecisionPayer
+
+
+class PostedEntryInput(PostedContribution):
+    """`posted.contributions` as the reversals agent reads it: the contract's entry, with fields a
+    later version may add ignored rather than dead-lettered (an input, not an output check)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
 class ReversalEntry(OutputModel):

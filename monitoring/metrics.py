@@ -73,6 +73,60 @@ calendar_days_known_ahead = Gauge(
     registry=REGISTRY,
 )
 worker_info = Info("esep_worker", "Worker identity and version", registry=REGISTRY)
+ledger_records = Counter(
+    "esep_ledger_records_total",
+    "Records of the keyed ledgers (recipients, reversals) by input and outcome: decided, held, redelivered "
+    "(re-emitted from its record), redelivered_acked (outputs already acknowledged), duplicate (repeat of a "
+    "known id), rerouted (re-keyed to its IIN), dead_letter",
+    ["input", "outcome"], registry=REGISTRY,
+)
+ledger_batches = Histogram("esep_ledger_batch_records", "Records per batch of the keyed ledgers", ["store"],
+                           buckets=(1, 5, 10, 25, 50, 100, 200, 500), registry=REGISTRY)
+# ---- the recipients ledger (contract, Part 2) ---------------------------------------------------------
+fund_decisions = Counter(
+    "esep_fund_decisions_total", "The Fund's decisions on social payments, by payment type, decision, status "
+    "(applied, rejected) and reason (ILLEGAL_TRANSITION, RECIPIENT_MISMATCH, or empty)",
+    ["payment_type", "decision", "status", "reason"], registry=REGISTRY,
+)
+fund_transfers = Counter(
+    "esep_fund_transfers_total", "Transfers of the Fund by payment type, kind (payment, return), outcome (covered, "
+    "partly_overpaid, overpaid; applied, partly_unmatched, unmatched; held: waiting for a decision, counted again "
+    "when decided) and reason",
+    ["payment_type", "kind", "outcome", "reason"], registry=REGISTRY,
+)
+social_paid = Counter("esep_social_paid_tenge_total", "Gross of posted social payments, covered or not, by payment "
+                      "type", ["payment_type"], registry=REGISTRY)
+social_overpaid = Counter("esep_social_overpaid_tenge_total", "Overpaid part of posted payments, by payment type",
+                          ["payment_type"], registry=REGISTRY)
+social_returned = Counter("esep_social_returned_tenge_total", "Gross of posted returns, matched or not, by payment type",
+                          ["payment_type"], registry=REGISTRY)
+overpaid_outstanding = Gauge(
+    "esep_overpaid_outstanding_tenge", "Overpayments still to recover in the partitions this worker owns (sum over "
+    "workers: the whole ledger), by payment type", ["payment_type"], registry=REGISTRY,
+)
+held_transfers = Gauge("esep_held_transfers", "Social payments held for a decision (recipients lag hold) in the "
+                       "partitions this worker owns", registry=REGISTRY)
+held_next_cutoff = Gauge("esep_held_transfers_next_cutoff_seconds", "Seconds until the earliest cut-off of a held "
+                         "social payment (0 when none, or when it passed)", registry=REGISTRY)
+
+# Refunds of posted contributions (issue 11): the reversals agent over fund.refund-decisions. Its
+# records by outcome (decided, waiting, redelivered, duplicate, ...) are esep_ledger_records_total.
+refund_results = Counter("esep_refund_results_total", "Refund decisions decided, by status (applied, rejected)",
+                         ["status"], registry=REGISTRY)
+reversal_entries = Counter(
+    "esep_reversal_entries_total",
+    "Entries named by decided refund decisions, by outcome (reversed, rejected) and rejection reason",
+    ["outcome", "reason"], registry=REGISTRY,
+)
+amount_reversed = Counter("esep_amount_reversed_tenge_total", "Tenge reversed (refunded to payers), by KNP",
+                          ["knp"], registry=REGISTRY)
+refund_decisions_waiting = Gauge(
+    "esep_refund_decisions_waiting", "Refund decisions waiting for an entry not yet posted", registry=REGISTRY,
+)
+refund_oldest_wait = Gauge(
+    "esep_refund_decisions_oldest_wait_seconds",
+    "Age of the oldest waiting refund decision since its received_at (0 when none)", registry=REGISTRY,
+)
 
 # ---- the monthly report (contract Part 2, reports.monthly; docs/report-pipeline.md) ------------------
 # `month` (YYYY-MM, open months only) and `version` (preliminary, final, revised) are bounded labels.

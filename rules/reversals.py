@@ -199,17 +199,24 @@ class PostedIndex:
     entries: Mapping[str, PostedEntry] = field(default_factory=dict)
     decisions: Mapping[str, RefundRecord] = field(default_factory=dict)
 
-    def to_json(self) -> bytes:
-        return orjson.dumps({
+    def to_obj(self) -> dict:
+        """Plain JSON types, for a store that embeds the index in its own record."""
+        return {
             "v": STATE_VERSION,
             "iin": self.iin,
             "e": {eid: e._encode() for eid, e in self.entries.items()},
             "d": {rid: r._encode() for rid, r in self.decisions.items()},
-        })
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_obj())
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> PostedIndex:
-        obj = orjson.loads(raw)
+        return cls.from_obj(orjson.loads(raw))
+
+    @classmethod
+    def from_obj(cls, obj: dict) -> PostedIndex:
         if obj.get("v") != STATE_VERSION:
             raise ValueError(f"posted index version {obj.get('v')!r} is not {STATE_VERSION}")
         return cls(

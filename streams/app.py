@@ -1,14 +1,16 @@
-"""The faust app and its agents: thin adapters around `PostingProcessor` and the registry replica.
+"""The faust app: the worker's parts built in one place (`Runtime`), started in a stated order, and
+the posting agent, a thin adapter that hands batches to `PostingProcessor` (streams/processor.py).
 
 One faust event is one payment order (~20 lines), and `noack_take` hands the agent batches of
 them: faust's per-event cost (~0.8 ms here) is paid per order, and sends are awaited once per batch.
-Offsets are acknowledged by hand, after the batch's outputs were acknowledged by the broker."""
+Offsets are acknowledged by hand, after the batch's outputs were acknowledged by the broker. A part
+that dies stops the worker (streams/lifecycle.py): it is never half-alive."""
 from __future__ import annotations
 
 import asyncio
 import importlib.metadata
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -17,19 +19,24 @@ from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
+from rules.calendar import default_calendar
+from rules.holds import HoldPolicy
+from tables.budget import StoreBudget, use_budget
 from tables.changelog import ChangelogReader
 from tables.decisions import DecisionStore
 from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
-from rules.calendar import default_calendar
-from rules.holds import HoldPolicy
-
+from . import faults
+from .assignor import StaticMemberAssignor
+from .lifecycle import Lifecycle
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
+from .recipients_agent import install_recipients
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
+from .topics import OUTPUT_RECORD_MAX_BYTES
 
 if TYPE_CHECKING:
     from rules.calendar import BusinessCalendar
@@ -57,9 +64,11 @@ class FaustSink:
 class Runtime:
     """Every part of the worker, built here in one place; `run` starts them in a stated order."""
 
-    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, calendar: BusinessCalendar):
+    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, calendar: BusinessCalendar,
+                 lifecycle: Lifecycle):
         s = settings
         self.app = app
+        self.lifecycle = lifecycle
         self.settings = settings
         self.bootstrap = bootstrap
         self.calendar = calendar
@@ -67,12 +76,17 @@ class Runtime:
         self.ready = asyncio.Event()
         self.changed_iins: set[str] = set()
         self.registry_changed = asyncio.Event()
+        # The other ledgers' handlers of registry changes (the recipients' records follow a person).
+        self.registry_listeners: list[Callable[[set[str]], None]] = []
         sink = FaustSink(app)
+        # One cache and one write-buffer budget for every store of this worker (tables/budget.py).
+        use_budget(StoreBudget(s.store_cache_mb, s.store_write_buffer_mb))
         registry = RegistryStore(s.worker_dir / "registry")
         decisions = DecisionStore(s.worker_dir / "decisions")
         self.observer = Observer(calendar)
         self.replica = RegistryReplica(registry, bootstrap, s.topics.registry_persons,
-                                       on_change=self.on_registry_change)
+                                       on_change=self.on_registry_change,
+                                       on_caught_up=self.on_registry_caught_up)
         self.changelog = ChangelogReader(decisions, bootstrap, s.topics.decisions)
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink, calendar,
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
@@ -121,6 +135,15 @@ class Runtime:
     def on_registry_change(self, iins) -> None:
         self.changed_iins.update(iins)
         self.registry_changed.set()
+        for listener in self.registry_listeners:
+            listener(iins)
+
+    def on_registry_caught_up(self) -> None:
+        # The persons loaded before ready (the whole registry at a first start) are not reported
+        # one by one, which would keep every IIN in `changed_iins` until the holds start: the
+        # restore that follows (2. in `run`, and on every later assignment) re-checks every held
+        # order of its partitions against the caught-up replica anyway.
+        pass
 
     async def run_holds(self) -> None:
         """Re-check held lines when a person changes in the registry, and at every tick for the
@@ -132,13 +155,9 @@ class Runtime:
                 pass
             self.registry_changed.clear()
             changed, self.changed_iins = self.changed_iins, set()
-            try:
-                await self.processor.recheck(changed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("re-checking held lines failed; retrying at the next tick")
-                self.changed_iins.update(changed)
+            # An order a re-check fails on is dead-lettered there; what is raised here is broken
+            # beyond an order, and stops the worker (its restore re-checks every held order).
+            await self.processor.recheck(changed)
 
     def observe_lag(self) -> None:
         topic = self.settings.topics.credit_notifications
@@ -189,8 +208,8 @@ def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar)
             ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
 
 
-def build_app(settings: Settings, bootstrap: str,
-              calendar: BusinessCalendar | None = None) -> tuple[faust.App, Runtime]:
+def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | None = None,
+              lifecycle: Lifecycle | None = None) -> tuple[faust.App, Runtime]:
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -207,18 +226,24 @@ def build_app(settings: Settings, bootstrap: str,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=settings.worker_id,
+        # Static membership hands a restarted worker its previous assignment, made for its previous
+        # web address: faust's own assignor refuses it when the port changed (streams/assignor.py).
+        PartitionAssignor=StaticMemberAssignor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 5),
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
+        producer_max_request_size=OUTPUT_RECORD_MAX_BYTES + 64 * 1024,
         stream_wait_empty=True,
         stream_ack_exceptions=False,
         stream_ack_cancelled_tasks=False,
         stream_recovery_delay=0.0,
     )
-    runtime = Runtime(app, settings, bootstrap, calendar or default_calendar())
+    lifecycle = lifecycle or Lifecycle()
+    runtime = Runtime(app, settings, bootstrap, calendar or default_calendar(), lifecycle)
+    fault = faults.configured()
     metrics.worker_info.info({"version": package_version(), "worker_id": settings.worker_id, "app_id": settings.app_id})
     credit_topic = app.topic(
         settings.topics.credit_notifications, key_type=bytes, value_type=bytes,
@@ -232,28 +257,36 @@ def build_app(settings: Settings, bootstrap: str,
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # Without its registry, decisions or publisher the worker cannot post: stop loudly.
-            log.critical("the worker cannot go on: %s", exc, exc_info=True)
-            await app.crash(exc)
+            # Without its registry, decisions or publisher the worker cannot post: it stops.
+            lifecycle.fail(f"{type(exc).__name__}: {exc}", exc)
 
     @app.agent(credit_topic, name="post-orders")
     async def post_orders(stream):
         await runtime.ready.wait()
         within = timedelta(seconds=settings.batch_within_s)
-        async for events in stream.noack_take(settings.batch_size, within=within):
-            batch = [
-                InputRecord(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value,
-                    e.message.timestamp and int(e.message.timestamp * 1000),
-                )
-                for e in events
-            ]
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=within):
+                if fault is not None:
+                    await faults.on_batch(fault)
+                batch = [
+                    InputRecord(
+                        e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value,
+                        e.message.timestamp and int(e.message.timestamp * 1000),
+                    )
+                    for e in events
+                ]
 
-            async def acknowledge(_: Sequence[InputRecord], events=events) -> None:
-                for e in events:
-                    await stream.ack(e)
+                async def acknowledge(_: Sequence[InputRecord], events=events) -> None:
+                    for e in events:
+                        await stream.ack(e)
 
-            await runtime.processor.process(batch, acknowledge)
+                await runtime.processor.process(batch, acknowledge)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One record costs only itself (the steps dead-letter it): what reaches here is broken
+            # beyond a record, and a worker that cannot post must not look alive.
+            lifecycle.fail(f"the posting agent died: {type(exc).__name__}: {exc}", exc)
 
     @app.page("/metrics")
     async def metrics_page(web, request):
@@ -265,10 +298,9 @@ def build_app(settings: Settings, bootstrap: str,
 
     @app.page("/ready")
     async def ready(web, request):
-        # Ready once the registry replica reached its high watermark: posting waits for it too.
-        if runtime.ready.is_set():
-            return web.json({"ready": True})
-        return web.json({"ready": False}, status=503)
+        # Ready once the registry replica caught up and decisions are restored, until it fails or stops.
+        ok, reason = lifecycle.readiness(runtime.ready.is_set())
+        return web.json({"ready": ok, "reason": reason}, status=200 if ok else 503)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs) -> None:
@@ -281,7 +313,12 @@ def build_app(settings: Settings, bootstrap: str,
 
     @app.timer(interval=5.0)
     async def observe_lag() -> None:
-        runtime.observe_lag()
+        if app.crashed and lifecycle.failure is None:  # a part of faust itself died
+            lifecycle.fail(f"faust: {app.crash_reason!r}", app.crash_reason)
+        try:
+            runtime.observe_lag()
+        except Exception:  # noqa: BLE001 - observation must never stop posting
+            log.exception("observing lag failed")
 
     @app.timer(interval=30.0)
     async def summary_log() -> None:
@@ -298,4 +335,10 @@ def build_app(settings: Settings, bootstrap: str,
         runtime.processor.forget_partitions(
             tp.partition for tp in revoked if tp.topic == settings.topics.credit_notifications)
 
+    recipients = install_recipients(app, settings, bootstrap, runtime)  # the second ledger (contract, Part 2)
+    # Refunds of posted contributions: its own agent over posted.contributions and fund.refund-decisions.
+    from .reversals_agent import install_reversals
+
+    runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now,
+                                          recipients=recipients, lifecycle=lifecycle)
     return app, runtime

@@ -46,6 +46,39 @@ def _person(args, settings: Settings) -> int:
     return 0 if versions else 1
 
 
+def _recipient(args, settings: Settings) -> int:
+    import asyncio
+
+    from rules.iin import is_valid_iin
+
+    from .recipient_view import format_recipient, read_recipient
+
+    if not is_valid_iin(args.iin):
+        print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
+        return 2
+    view = asyncio.run(read_recipient(settings.resolve_broker(), settings.topics, args.iin))
+    for line in format_recipient(view):
+        print(line)
+    return 1 if view.empty else 0
+
+
+def _person_entries(args, settings: Settings) -> int:
+    import asyncio
+
+    from rules.iin import is_valid_iin
+
+    from .person_entries import format_entries, person_index, read_person_values
+
+    if not is_valid_iin(args.iin):
+        print(f"esep: {args.iin!r} is not a valid IIN (12 digits with a matching check digit)", file=sys.stderr)
+        return 2
+    values = asyncio.run(read_person_values(settings.resolve_broker(), settings.topics.reversals_state, args.iin))
+    index = person_index(args.iin, values)
+    for line in format_entries(args.iin, index):
+        print(line)
+    return 0 if index is not None else 1
+
+
 def _config(args, settings: Settings) -> int:
     for name, value in settings.describe():
         print(f"{name:<28} {value}")
@@ -94,6 +127,14 @@ def parser() -> argparse.ArgumentParser:
     history = person_sub.add_parser("history", help="print every recorded version of a person")
     history.add_argument("iin")
     history.set_defaults(func=_person)
+    person_entries = person_sub.add_parser(
+        "entries", help="print the posted entries, each with the reversal that undid it, and the refund decisions")
+    person_entries.add_argument("iin")
+    person_entries.set_defaults(func=_person_entries)
+    recipient = sub.add_parser("recipient", help="a recipient's records, state history and payments (full IIN "
+                               "shown only here)")
+    recipient.add_argument("iin")
+    recipient.set_defaults(func=_recipient)
     sub.add_parser("config", help="print the configuration in force").set_defaults(func=_config)
     sub.add_parser("schemas", help="regenerate the JSON Schemas from the models").set_defaults(func=_schemas)
     token = sub.add_parser("token", help="statement API tokens (in ESEP_TOKENS_FILE, stored hashed)")

@@ -39,7 +39,7 @@ from tables.registry import RegistryStore
 from .holding import HoldRechecker
 from .observe import BatchSummary, Decided, Observer
 from .records import InputRecord, OutputRecord, Sink, dead_letter
-from .sending import Outcome, record_decisions, render_outputs, send_all
+from .sending import Outcome, record_decisions, render_outputs, send_dead_letters, send_isolated
 from .settings import Topics
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Arrival:
 class Parsed:
     orders: list[Arrival]
     dead_letters: list[OutputRecord]
-    rerouted: list[OutputRecord]
+    rerouted: list[tuple[InputRecord, OutputRecord]]  # (as received, the copy keyed by its id)
 
 
 @dataclass(slots=True)
@@ -109,6 +109,9 @@ class PostingProcessor:
         self.owned_partitions = owned_partitions
         self.observe = observer or Observer(calendar)
         self.restored: set[int] = set()
+        # Revocations per partition: a restore that a revocation overtook must not mark it restored
+        # (another worker may write its decisions before this one gets it back).
+        self.revocations: dict[int, int] = {}
         # Batches and hold re-checks both change decision records: one at a time.
         self.lock = asyncio.Lock()
         # Next input offset per partition once a batch is through: consumer lag is measured from it.
@@ -127,12 +130,14 @@ class PostingProcessor:
             stamp = entries.stamp(now)
             fresh = self.decide(triaged.new, now, stamp, parsed.dead_letters)          # 4
             again = self.re_emit(triaged.redelivered, stamp, parsed.dead_letters)
-            await self.record(fresh)                                                   # 5
-            await self.send(fresh + again, parsed)                                     # 6
-            summary.new, summary.redelivered, summary.repeats = len(fresh), len(again), triaged.repeats
-            summary.dead_letters, summary.rerouted = len(parsed.dead_letters), len(parsed.rerouted)
+            fresh = await self.record(fresh, now, parsed.dead_letters)                 # 5
+            sent = await self.send(fresh + again, parsed, now)                         # 6
+            summary.new = sum(1 for o in sent if o.encoded is not None)
+            summary.redelivered = len(sent) - summary.new
+            summary.repeats, summary.rerouted = triaged.repeats, len(parsed.rerouted)
+            summary.dead_letters = len(parsed.dead_letters)
             await self.acknowledge(batch, summary, acknowledge)                        # 7
-            self.observe.decided([o.decided for o in fresh], summary, self.clock())
+            self.observe.decided([o.decided for o in sent if o.decided is not None], summary, self.clock())
             self.observe.batch(batch, summary)
             return summary
 
@@ -142,29 +147,40 @@ class PostingProcessor:
         parsed = Parsed([], [], [])
         for rec in batch:
             try:
-                if rec.value is None:
-                    raise ValueError("tombstone")
-                order = CreditNotification.model_validate_json(rec.value)
-            except (ValidationError, ValueError) as exc:
-                errors = exc.errors(include_url=False, include_input=False) if isinstance(exc, ValidationError) else []
-                kind, message = classify(rec.value, errors)
-                parsed.dead_letters.append(dead_letter(rec, kind, message, now, self.topics.dead_letters))
-                self.observe.dead_letter("credit-notifications", kind)
+                order, moved = self._read(rec)
+            except ValidationError as exc:
+                kind, message = classify(rec.value, exc.errors(include_url=False, include_input=False))
+            except Exception as exc:  # noqa: BLE001 - a record the parser chokes on costs only itself
+                kind, message = unprocessable("reading", exc)
+            else:
+                if moved is not None:
+                    parsed.rerouted.append((rec, moved))
+                else:
+                    parsed.orders.append(Arrival(rec, order))
                 continue
-            if rec.key != order.notification_id.encode():
-                # The id owns a partition (and so its decisions): move the record there, unchanged.
-                parsed.rerouted.append(OutputRecord(rec.topic, order.notification_id.encode(), rec.value))
-                continue
-            parsed.orders.append(Arrival(rec, order))
+            parsed.dead_letters.append(dead_letter(rec, kind, message, now, self.topics.dead_letters))
+            self.observe.dead_letter("credit-notifications", kind)
         accounted = len(parsed.orders) + len(parsed.dead_letters) + len(parsed.rerouted)
         if accounted != len(batch):
             raise InvariantBroken(f"parse: {accounted} outcomes for {len(batch)} records")
         return parsed
 
+    @staticmethod
+    def _read(rec: InputRecord) -> tuple[CreditNotification, OutputRecord | None]:
+        """The notification, and its copy keyed by its id when the record was keyed otherwise: the
+        id owns a partition (and so its decisions), so the record moves there, unchanged."""
+        if rec.value is None:
+            raise ValidationError.from_exception_data("CreditNotification", [])
+        order = CreditNotification.model_validate_json(rec.value)
+        key = order.notification_id.encode()
+        return order, (OutputRecord(rec.topic, key, rec.value) if rec.key != key else None)
+
     async def restore_for(self, orders: Sequence[Arrival]) -> None:
         """2. The decision records of every partition in the batch are in the local store."""
         needed = {a.source.partition for a in orders}
-        if needed - self.restored:
+        for _ in range(3):  # a revocation that overtakes a restore makes it read the changelog again
+            if not needed - self.restored:
+                break
             await self._restore(needed - self.restored)
         if not needed <= self.restored:
             raise InvariantBroken(f"restore: partitions {sorted(needed - self.restored)} not restored")
@@ -193,7 +209,7 @@ class PostingProcessor:
             return []
         iins = sorted({iin for a in new for iin in iins_to_look_up(a.order)})
         persons = self.registry.get_many(iins)
-        fresh, failed = [], 0
+        fresh = []
         for arrival in new:
             order, source = arrival.order, arrival.source
             try:
@@ -207,10 +223,7 @@ class PostingProcessor:
                 outputs = render_outputs(order, decision, summary, stamp, self.topics)
                 fresh.append(Outcome(source, record, record.encode(), outputs, Decided(order, decision, summary)))
             except Exception as exc:  # noqa: BLE001 - one order's failure must not stop the others
-                self._unprocessable(source, "deciding", exc, now, dead_letters)
-                failed += 1
-        if len(fresh) + failed != len(new):
-            raise InvariantBroken(f"decide: {len(fresh)} decided and {failed} failed of {len(new)} new orders")
+                dead_letters.append(self._unprocessable(source, "deciding", exc, now))
         return fresh
 
     def re_emit(self, redelivered: Sequence[tuple[Arrival, DecisionRecord]], stamp: str,
@@ -222,44 +235,64 @@ class PostingProcessor:
                 decision = with_amounts(arrival.order, record.decision)
                 outputs = render_outputs(arrival.order, decision, summarize(decision), stamp, self.topics)
             except Exception as exc:  # noqa: BLE001
-                self._unprocessable(arrival.source, "re-emitting", exc, self.clock(), dead_letters)
+                dead_letters.append(self._unprocessable(arrival.source, "re-emitting", exc, self.clock()))
                 continue
             out.append(Outcome(arrival.source, record, None, outputs, None))
         return out
 
-    async def record(self, fresh: Sequence[Outcome]) -> None:
+    async def record(self, fresh: list[Outcome], now: datetime, dead_letters: list[OutputRecord]) -> list[Outcome]:
         """5. New decision records written to their changelog, acknowledged, and stored locally:
-        from here on the orders are decided, whatever happens to their outputs."""
-        await record_decisions(self.sink, self.decisions, self.topics.decisions,
-                               [o for o in fresh if o.encoded is not None], self.retry_backoff_s)
+        from here on the orders are decided, whatever happens to their outputs. An order whose
+        record the broker refuses for good stays undecided: a dead letter, and nothing else."""
+        refused = await record_decisions(self.sink, self.decisions, self.topics.decisions, fresh,
+                                         self.retry_backoff_s)
+        for i, exc in refused.items():
+            dead_letters.append(self._unprocessable(fresh[i].source, "recording its decision", exc, now))
+        return [o for i, o in enumerate(fresh) if i not in refused]
 
-    async def send(self, outcomes: Sequence[Outcome], parsed: Parsed) -> None:
-        """6. Every output of the batch sent and acknowledged by the broker."""
-        outputs = [r for o in outcomes for r in o.outputs] + parsed.dead_letters + parsed.rerouted
-        await send_all(self.sink, outputs, "outputs", self.retry_backoff_s)
+    async def send(self, outcomes: list[Outcome], parsed: Parsed, now: datetime) -> list[Outcome]:
+        """6. Every output of the batch sent and acknowledged by the broker, one group per input
+        record, then the dead letters. A group the broker refuses for good makes its input a dead
+        letter. Returns the orders whose outputs went out."""
+        n_orders = len(outcomes)
+        groups = [o.outputs for o in outcomes] + [[copy] for _, copy in parsed.rerouted]
+        _, refused = await send_isolated(self.sink, groups, "outputs", self.retry_backoff_s)
+        for i, exc in sorted(refused.items()):
+            if i < n_orders:
+                parsed.dead_letters.append(self._unprocessable(outcomes[i].source, "sending its outputs", exc, now))
+            else:
+                source = parsed.rerouted[i - n_orders][0]
+                parsed.dead_letters.append(self._unprocessable(source, "moving it to its id's partition", exc, now))
+        await send_dead_letters(self.sink, parsed.dead_letters, self.retry_backoff_s)
+        parsed.rerouted = [r for j, r in enumerate(parsed.rerouted) if n_orders + j not in refused]
+        return [o for i, o in enumerate(outcomes) if i not in refused]
 
     async def acknowledge(self, batch: Sequence[InputRecord], summary: BatchSummary,
                           acknowledge: Acknowledge | None) -> None:
-        """7. Every record is accounted for; the input offsets move on, always forwards."""
+        """7. Every record is accounted for exactly once, and within the batch each partition's
+        offsets increase; then the input offsets are acknowledged."""
         accounted = summary.new + summary.redelivered + summary.repeats + summary.dead_letters + summary.rerouted
         if accounted != len(batch):
             raise InvariantBroken(f"acknowledge: {accounted} outcomes for {len(batch)} records")
+        last: dict[int, int] = {}
         for rec in batch:
-            if rec.offset < self.next_offsets.get(rec.partition, 0):
-                raise InvariantBroken(
-                    f"acknowledge: offset {rec.offset} of partition {rec.partition} was already processed")
-            self.next_offsets[rec.partition] = rec.offset + 1
+            if rec.offset <= last.get(rec.partition, -1):
+                raise InvariantBroken(f"acknowledge: offset {rec.offset} of partition {rec.partition} "
+                                      f"comes after offset {last[rec.partition]} in one batch")
+            last[rec.partition] = rec.offset
+        for partition, offset in last.items():
+            self.next_offsets[partition] = max(self.next_offsets.get(partition, 0), offset + 1)
         if acknowledge is not None:
             await acknowledge(batch)
 
-    def _unprocessable(self, source: InputRecord, step: str, exc: Exception, now: datetime,
-                       dead_letters: list[OutputRecord]) -> None:
-        # The cause goes to the dead letter; the log names only the position (no personal data).
-        log.error("%s the notification at %s[%d]@%d failed (%s): dead-lettered", step, source.topic,
-                  source.partition, source.offset, type(exc).__name__)
+    def _unprocessable(self, source: InputRecord, step: str, exc: Exception, now: datetime) -> OutputRecord:
+        """The dead letter of a valid notification a step failed on: only this record is lost to the
+        stream. The cause goes to the dead letter; the log names only the position (no personal data)."""
+        log.error("%s for the notification at %s[%d]@%d failed (%s): dead-lettered as unprocessable", step,
+                  source.topic, source.partition, source.offset, type(exc).__name__)
         kind, message = unprocessable(step, exc)
-        dead_letters.append(dead_letter(source, kind, message, now, self.topics.dead_letters))
         self.observe.dead_letter("credit-notifications", kind)
+        return dead_letter(source, kind, message, now, self.topics.dead_letters)
 
     # ---- partitions --------------------------------------------------------------------------------
 
@@ -273,8 +306,10 @@ class PostingProcessor:
         # Restore every partition we own now, not only this batch's: each restore round is costly.
         partitions = sorted(needed | (set(self.owned_partitions()) - self.restored))
         started = time.monotonic()
+        before = {p: self.revocations.get(p, 0) for p in partitions}
         await self.changelog.catch_up(partitions)
         metrics.recovery_seconds.labels("decisions").observe(time.monotonic() - started)
+        partitions = [p for p in partitions if self.revocations.get(p, 0) == before[p]]
         self.restored.update(partitions)
         # Held lines are re-checked on restore: a registry change whose re-check a crash lost
         # must still post its line, and outputs a crash kept from being sent are sent now.
@@ -282,10 +317,10 @@ class PostingProcessor:
 
     def forget_partitions(self, partitions) -> None:
         """Revoked partitions: another worker may write their decisions before we get them back."""
-        partitions = set(partitions)
-        self.restored.difference_update(partitions)
+        partitions = list(partitions)
         for p in partitions:
-            self.next_offsets.pop(p, None)
+            self.revocations[p] = self.revocations.get(p, 0) + 1
+        self.restored.difference_update(partitions)
 
     async def recheck(self, changed_iins: set[str]) -> int:
         """Re-check held lines of the orders this worker owns (see streams/holding.py)."""

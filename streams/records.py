@@ -55,3 +55,12 @@ def dead_letter(source: InputRecord, error_kind: str, error: str, at: datetime, 
         "received_at": stamp(at),
     }
     return OutputRecord(topic, source.key, orjson.dumps(value))
+
+
+def without_value(letter: OutputRecord, cause: BaseException) -> OutputRecord:
+    """A dead letter the broker refused (a value near the size limit grows by a third in base64),
+    again without the value: its source topic, partition and offset still lead to it."""
+    value = orjson.loads(letter.value)
+    value["value"] = None
+    value["error"] += f" (value omitted from this dead letter: {type(cause).__name__}: {cause})"
+    return OutputRecord(letter.topic, letter.key, orjson.dumps(value))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -18,14 +19,15 @@ from aiokafka.structs import OffsetAndMetadata
 
 from monitoring import metrics
 from rules import entries
+from rules.codes import SCHEMA_VERSION
+from rules.errors import unprocessable
 from rules.person_changes import diff_person, person_fields
 from tables.changelog import ChangelogReader
 from tables.history import HistoryStore, encode_history
-from rules.codes import SCHEMA_VERSION
 from tables.registry import Rejection, parse_record
 
 from .records import InputRecord, OutputRecord, Sink, dead_letter
-from .sending import send_all, write_changelog
+from .sending import next_offsets_of, send_dead_letters, send_isolated
 from .settings import Settings
 
 log = logging.getLogger("esep.registry.changes")
@@ -53,6 +55,18 @@ def change_event(iin: str, version: dict, recorded_at: str) -> dict:
         "source": {"partition": version["src"][0], "offset": version["src"][1]},
         "recorded_at": recorded_at,
     }
+
+
+@dataclass(slots=True)
+class PersonRecord:
+    """One valid registry record on its way to a change event."""
+
+    source: InputRecord
+    iin: str
+    after: dict | None  # tracked fields, None for a deletion
+    event: bytes | None = None
+    kind: str | None = None
+    new_version: bool = False  # a version this record adds to the history (not a redelivery)
 
 
 class _Revocations(ConsumerRebalanceListener):
@@ -117,61 +131,123 @@ class RegistryChangePublisher:
             await self.reader.stop()
 
     async def _process(self, batches) -> None:
+        """One fetch, step by step:
+        1. restore the histories of the fetched partitions;
+        2. read each record (one that is not a valid person is a dead letter);
+        3. a person's new version and its change event (a redelivered record recalls its version);
+        4. the changed histories written to their changelog, acknowledged, then stored;
+        5. the change events sent, acknowledged;
+        6. the dead letters.
+        A record that a step fails on is a dead letter (`unprocessable`) and the others go on."""
+        await self._restore(batches)                                                  # 1
+        now = self.clock()
+        dead: list[OutputRecord] = []
+        people = self._read(batches, now, dead)                                       # 2
+        histories = self.store.get_many(sorted({c.iin for c in people}))
+        changes = self._version(people, histories, entries.stamp(now), now, dead)     # 3
+        changes = await self._write_histories(changes, histories, now, dead)         # 4
+        await self._send_events(changes, now, dead)                                   # 5
+        await send_dead_letters(self.sink, dead)                                      # 6
+
+    async def _restore(self, batches) -> None:
         needed = {tp.partition for tp in batches} - self.restored
         if needed:
             await self.reader.catch_up(sorted(needed))
             self.restored.update(needed)
+
+    def _read(self, batches, now: datetime, dead: list[OutputRecord]) -> list[PersonRecord]:
         people = []
-        dead: list[OutputRecord] = []
         for tp, records in batches.items():
             for rec in records:
-                iin, after, rejection = read_person(rec.key, rec.value)
+                source = InputRecord(tp.topic, tp.partition, rec.offset, rec.key, rec.value)
+                try:
+                    iin, after, rejection = read_person(rec.key, rec.value)
+                except Exception as exc:  # noqa: BLE001 - one record must not stop the publisher
+                    iin, after, rejection = None, None, unprocessable("reading the registry record", exc)
                 if rejection is not None:
                     kind, error = rejection
-                    source = InputRecord(tp.topic, tp.partition, rec.offset, rec.key, rec.value)
-                    dead.append(dead_letter(source, kind, error, self.clock(), self.settings.topics.dead_letters))
+                    dead.append(dead_letter(source, kind, error, now, self.settings.topics.dead_letters))
                     metrics.dead_letters.labels("registry", kind).inc()
                 else:
-                    people.append((tp.partition, rec.offset, iin, after))
-        if dead:
-            await send_all(self.sink, dead, "dead-letters")
-        histories = self.store.get_many(sorted({iin for _, _, iin, _ in people}))
-        changed: dict[str, int] = {}  # iin -> partition of its history
-        events: list[dict] = []
-        for partition, offset, iin, after in people:
-            versions = histories[iin]
-            known = next((v for v in versions if v["src"] == [partition, offset]), None)
-            if known is not None:
-                events.append(change_event(iin, known, ""))  # redelivered: the same event again
+                    people.append(PersonRecord(source, iin, after))
+        return people
+
+    def _version(self, people: list[PersonRecord], histories: dict[str, list[dict]], stamp: str, now: datetime,
+                 dead: list[OutputRecord]) -> list[PersonRecord]:
+        """Each record's new version appended to its person's history, with its event encoded; a
+        redelivered record's event again; a record older than the history, or that changes nothing
+        tracked, nothing."""
+        out = []
+        for change in people:
+            try:
+                version, is_new = self._next_version(change, histories[change.iin])
+                if version is None:
+                    continue
+                change.event = orjson.dumps(change_event(change.iin, version, stamp))
+                change.kind = version["kind"]
+            except Exception as exc:  # noqa: BLE001 - one record must not stop the others
+                dead.append(self._unprocessable(change.source, "recording the person's change", exc, now))
                 continue
-            if versions and versions[-1]["src"][0] == partition and versions[-1]["src"][1] > offset:
-                continue  # older than what the history recorded: handled before
-            before = versions[-1]["person"] if versions else None
-            diff = diff_person(before, after)
-            if diff is None:
-                continue
-            kind, changes = diff
-            changes = [c for c in changes if c["field"] != "updated_at"]
-            version = {"version": len(versions) + 1, "kind": kind, "changes": changes,
-                       "changed_at": after.get("updated_at") if after else None,
-                       "src": [partition, offset], "person": after}
-            versions.append(version)
-            changed[iin] = partition
-            events.append(change_event(iin, version, ""))
-        if changed:
-            out = [OutputRecord(self.settings.topics.registry_history, iin.encode(),
-                                encode_history(iin, histories[iin]), partition)
-                   for iin, partition in changed.items()]
-            next_offsets = await write_changelog(self.sink, out, "registry-history")
-            self.store.apply([(r.key.decode(), r.value) for r in out], next_offsets)
-        if events:
-            stamp = entries.stamp(self.clock())
-            for e in events:
-                e["recorded_at"] = stamp
-            await send_all(self.sink, [OutputRecord(self.settings.topics.registry_changes, e["iin"].encode(),
-                                                    orjson.dumps(e)) for e in events], "registry-changes")
-            for e in events:
-                metrics.registry_changes.labels(e["kind"]).inc()
+            if is_new:  # only now: a failure above leaves the history as it was
+                histories[change.iin].append(version)
+                change.new_version = True
+            out.append(change)
+        return out
+
+    @staticmethod
+    def _next_version(change: PersonRecord, versions: list[dict]) -> tuple[dict | None, bool]:
+        partition, offset = change.source.partition, change.source.offset
+        known = next((v for v in versions if v["src"] == [partition, offset]), None)
+        if known is not None:
+            return known, False  # redelivered: the same event again
+        if versions and versions[-1]["src"][0] == partition and versions[-1]["src"][1] > offset:
+            return None, False  # older than what the history recorded: handled before
+        before = versions[-1]["person"] if versions else None
+        diff = diff_person(before, change.after)
+        if diff is None:
+            return None, False
+        kind, changes = diff
+        changes = [c for c in changes if c["field"] != "updated_at"]
+        return {"version": len(versions) + 1, "kind": kind, "changes": changes,
+                "changed_at": change.after.get("updated_at") if change.after else None,
+                "src": [partition, offset], "person": change.after}, True
+
+    async def _write_histories(self, changes: list[PersonRecord], histories: dict[str, list[dict]],
+                               now: datetime, dead: list[OutputRecord]) -> list[PersonRecord]:
+        """The histories with new versions to their changelog (acknowledged), then stored. A history
+        the broker refuses for good: the records that changed it are dead letters, no events."""
+        changed = {c.iin: c.source.partition for c in changes if c.new_version}
+        if not changed:
+            return changes
+        iins = list(changed)
+        groups = [[OutputRecord(self.settings.topics.registry_history, iin.encode(),
+                                encode_history(iin, histories[iin]), changed[iin])] for iin in iins]
+        acks, refused = await send_isolated(self.sink, groups, "registry-history")
+        written = [i for i in range(len(iins)) if i not in refused]
+        self.store.apply([(iins[i], groups[i][0].value) for i in written],
+                         next_offsets_of(meta for i in written for meta in acks[i]))
+        lost = {iins[i]: exc for i, exc in refused.items()}
+        for c in changes:
+            if c.new_version and c.iin in lost:
+                dead.append(self._unprocessable(c.source, "recording the person's history", lost[c.iin], now))
+        return [c for c in changes if not (c.new_version and c.iin in lost)]
+
+    async def _send_events(self, changes: list[PersonRecord], now: datetime, dead: list[OutputRecord]) -> None:
+        topic = self.settings.topics.registry_changes
+        _, refused = await send_isolated(self.sink, [[OutputRecord(topic, c.iin.encode(), c.event)] for c in changes],
+                                         "registry-changes")
+        for i, c in enumerate(changes):
+            if i in refused:
+                dead.append(self._unprocessable(c.source, "sending the person's change", refused[i], now))
+            else:
+                metrics.registry_changes.labels(c.kind).inc()
+
+    def _unprocessable(self, source: InputRecord, step: str, exc: Exception, now: datetime) -> OutputRecord:
+        log.error("%s for the registry record at %s[%d]@%d failed (%s): dead-lettered as unprocessable", step,
+                  source.topic, source.partition, source.offset, type(exc).__name__)
+        kind, message = unprocessable(step, exc)
+        metrics.dead_letters.labels("registry", kind).inc()
+        return dead_letter(source, kind, message, now, self.settings.topics.dead_letters)
 
 
 async def read_history(bootstrap: str, topic: str, iin: str) -> list[dict]:

@@ -22,6 +22,19 @@ DEFAULT_TOPICS = {
     "registry_changes": "registry.changes",
     "decisions": "esep.decisions",
     "registry_history": "esep.registry-history",
+    # The recipients ledger (contract, Part 2).
+    "payment_decisions": "fund.payment-decisions",
+    "payment_transfers": "fund.payment-transfers",
+    "decision_results": "fund.decision-results",
+    "recipient_accounts": "recipients.accounts",
+    "social_payments": "posted.social-payments",
+    "overpayments": "fund.overpayments",
+    "recipients_state": "esep.recipients-state",
+    # Refunds of posted contributions (contract Part 2; the reversals agent).
+    "refund_decisions": "fund.refund-decisions",
+    "posted_reversals": "posted.reversals",
+    "refunds_reversals": "refunds.reversals",
+    "reversals_state": "esep.reversals-state",
     # The monthly report (contract Part 2, reports.monthly; docs/report-pipeline.md).
     "reports_monthly": "reports.monthly",
     "report_partials": "reports.partials",
@@ -96,6 +109,17 @@ class Topics:
     registry_changes: str
     decisions: str
     registry_history: str
+    payment_decisions: str
+    payment_transfers: str
+    decision_results: str
+    recipient_accounts: str
+    social_payments: str
+    overpayments: str
+    recipients_state: str
+    refund_decisions: str
+    posted_reversals: str
+    refunds_reversals: str
+    reversals_state: str
     reports_monthly: str
     report_partials: str
     report_payers: str
@@ -125,6 +149,8 @@ class Settings:
     pending: str
     hold_cutoff_min: float
     hold_check_s: float
+    store_cache_mb: int
+    store_write_buffer_mb: int
     topics: Topics = field(default_factory=Topics.from_env)
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
     # The monthly report: its streams and assembler run in every worker unless off (bench: the cost).
@@ -155,6 +181,9 @@ class Settings:
             pending=_choice("ESEP_PENDING", holds.DEFAULT_MODE, PENDING_MODES, e),
             hold_cutoff_min=_float("ESEP_HOLD_CUTOFF_MIN", holds.DEFAULT_MARGIN_MIN, 0.0, e),
             hold_check_s=_float("ESEP_HOLD_CHECK_S", 10.0, 0.1, e),
+            # One block cache and one memtable budget shared by all of a worker's stores (tables/budget.py).
+            store_cache_mb=_int("ESEP_STORE_CACHE_MB", 64, 1, e),
+            store_write_buffer_mb=_int("ESEP_STORE_WRITE_BUFFER_MB", 32, 4, e),
             topics=Topics.from_env(e),
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
             reports=_choice("ESEP_REPORTS", "on", ("on", "off"), e) == "on",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from .budget import StoreBudget
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
 HISTORY_PREFIX = b"y/"
@@ -21,8 +22,8 @@ def encode_history(iin: str, versions: list[dict]) -> bytes:
 
 
 class HistoryStore:
-    def __init__(self, path: Path):
-        self.db = open_store(path)
+    def __init__(self, path: Path, budget: StoreBudget | None = None):
+        self.db = open_store(path, budget)
 
     def get_many(self, iins: list[str]) -> dict[str, list[dict]]:
         if not iins:

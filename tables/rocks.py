@@ -7,7 +7,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Rdict, WriteBatch
+
+from .budget import StoreBudget, shared_budget
 
 OFFSET_PREFIX = b"\x00offset/"
 
@@ -16,10 +18,11 @@ class StoreError(RuntimeError):
     pass
 
 
-def open_store(path: Path) -> Rdict:
+def open_store(path: Path, budget: StoreBudget | None = None) -> Rdict:
+    """Open (or create) the store at `path` within `budget`, by default the process's shared one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return Rdict(str(path), Options(raw_mode=True))
+        return Rdict(str(path), (budget or shared_budget()).options())
     except Exception as exc:  # rocksdict raises a bare Exception
         if "lock" in str(exc).lower():
             raise StoreError(

@@ -61,6 +61,10 @@ class MemorySink:
         self.offsets: dict[int, int] = {}
         self.held: list | None = None
         self.scheduled = asyncio.Condition()
+        # A record's error, or None: raised when it is sent (aiokafka raises a too-large record
+        # at once); the record is not sent.
+        self.refuse = lambda record: None
+        self.refused = []
 
     def hold(self) -> None:
         self.held = []
@@ -72,6 +76,10 @@ class MemorySink:
             future.set_result(meta)
 
     async def send(self, record):
+        error = self.refuse(record)
+        if error is not None:
+            self.refused.append(record)
+            raise error
         partition = record.partition or 0
         offset = self.offsets.get(partition, 0)
         self.offsets[partition] = offset + 1
@@ -147,3 +155,17 @@ def make_processor(tmp_path, registry_store, memory_sink, calendar):
             store.close()
         except Exception:  # noqa: BLE001 - a test closed it already (a restart)
             pass
+
+
+@pytest.fixture
+def agent_app(tmp_path, make_processor):
+    """The faust app with its posting agent, driving a processor on the memory sink (faust's
+    test_context: no broker). Returns (app, settings, processor, runtime)."""
+    from streams.app import build_app
+    from streams.settings import Settings
+
+    settings = Settings.from_env({"ESEP_DATA_DIR": str(tmp_path), "ESEP_WORKER_ID": "t", "ESEP_BROKER": "kafka://x:1"})
+    app, runtime = build_app(settings, "127.0.0.1:1")
+    runtime.processor = make_processor()
+    runtime.ready.set()
+    return app, settings, runtime.processor, runtime

@@ -9,9 +9,6 @@ import json
 
 import pytest
 
-from streams.app import build_app
-from streams.settings import Settings
-
 from .cases import example_notification
 
 NID = b"HSBK-20261126-000421"
@@ -38,18 +35,9 @@ class Acknowledged:
             await self.changed.wait_for(lambda: len(self.records) >= n)
 
 
-@pytest.fixture
-def agent_app(tmp_path, make_processor):
-    settings = Settings.from_env({"ESEP_DATA_DIR": str(tmp_path), "ESEP_WORKER_ID": "t", "ESEP_BROKER": "kafka://x:1"})
-    app, runtime = build_app(settings, "127.0.0.1:1")
-    runtime.processor = make_processor()
-    runtime.ready.set()
-    return app, settings, runtime.processor
-
-
 @pytest.mark.asyncio
 async def test_agent_posts_a_notification_and_ignores_its_repeat(agent_app, memory_sink):
-    app, settings, processor = agent_app
+    app, settings, processor, _ = agent_app
     acknowledged = Acknowledged(processor)
     raw = json.dumps(example_notification(), ensure_ascii=False).encode()
     async with app.agents["post-orders"].test_context() as ctx:
@@ -68,7 +56,7 @@ async def test_agent_posts_a_notification_and_ignores_its_repeat(agent_app, memo
 
 @pytest.mark.asyncio
 async def test_input_is_acknowledged_only_after_decisions_and_outputs_are(agent_app, memory_sink):
-    app, settings, processor = agent_app
+    app, settings, processor, _ = agent_app
     t = settings.topics
     acknowledged = Acknowledged(processor)
     raw = json.dumps(example_notification(), ensure_ascii=False).encode()
@@ -86,3 +74,24 @@ async def test_input_is_acknowledged_only_after_decisions_and_outputs_are(agent_
         await acknowledged.wait_for(1)
     assert event.message.acked
     assert [r.offset for r in acknowledged.records] == [event.message.offset]
+
+
+@pytest.mark.asyncio
+async def test_an_agent_that_cannot_go_on_fails_the_worker_instead_of_idling(agent_app, memory_sink):
+    app, settings, processor, runtime = agent_app
+    memory_sink.refuse = lambda record: RuntimeError("the producer is gone")  # nothing gets through
+    failed = asyncio.Event()
+    fail = runtime.lifecycle.fail
+
+    def recording_fail(reason, exc=None):
+        fail(reason, exc)
+        failed.set()
+
+    runtime.lifecycle.fail = recording_fail
+    raw = json.dumps(example_notification(), ensure_ascii=False).encode()
+    async with app.agents["post-orders"].test_context() as ctx:
+        event = await ctx.put(raw, key=NID, partition=0, wait=False)
+        await failed.wait()
+    assert not event.message.acked
+    ready, reason = runtime.lifecycle.readiness(runtime.ready.is_set())
+    assert not ready and reason == "failed: the posting agent died: RuntimeError: the producer is gone"

@@ -132,3 +132,25 @@ def test_every_line_ends_once_and_amounts_are_conserved(persons, calendar, order
     # The decision survives its durable encoding unchanged (a redelivery re-emits from it).
     record = DecisionRecord("P-1", 2, 17, decision)
     assert DecisionRecord.decode("P-1", record.encode()) == record
+
+
+@pytest.mark.asyncio
+async def test_a_revocation_during_a_restore_leaves_the_partition_to_be_read_again(make_processor):
+    """A partition revoked while its changelog was being read is not marked restored: another worker
+    may write its decisions before this one gets it back, so the next restore reads it again."""
+    processor = make_processor()
+    reads: list[list[int]] = []
+
+    class RevokedMidway:
+        async def catch_up(self, partitions):
+            reads.append(list(partitions))
+            if len(reads) == 1:
+                processor.forget_partitions([1])
+            return 0
+
+    processor.changelog = RevokedMidway()
+    await processor.restore({0, 1})
+    assert processor.restored == {0}
+    await processor.restore({0, 1})
+    assert processor.restored == {0, 1}
+    assert reads == [[0, 1], [1]]

@@ -111,15 +111,13 @@ def test_partials_carry_the_month_figures_and_the_covers(tmp_path):
     ReportPartial.model_validate(progress)
 
 
-def test_report_inputs_take_part_2_topics_only_where_the_deployment_has_them():
-    names = {i.source for i in report_inputs(Topics.from_env({}))}
-    assert names == {"contributions", "alerts", "refunds", "results", "payers"}
-
-    class WithReversals(Topics):
-        posted_reversals = "posted.reversals"
-
-    t = WithReversals.from_env({})
-    assert "reversals" in {i.source for i in report_inputs(t)}
+def test_report_inputs_are_the_output_topics_by_stream():
+    inputs = {i.topic: (i.stream, i.source) for i in report_inputs(Topics.from_env({}))}
+    assert inputs == {
+        "posted.contributions": ("persons", "contributions"), "alerts.deceased-contributions": ("persons", "alerts"),
+        "posted.reversals": ("persons", "reversals"), "posted.social-payments": ("persons", "social_payments"),
+        "fund.decision-results": ("persons", "decisions"), "refunds.to-payers": ("orders", "refunds"),
+        "orders.results": ("orders", "results"), "esep.report-payers": ("payers", "payers")}
 
 
 entries = st.builds(

@@ -132,19 +132,22 @@ def _chaos(args, settings: Settings) -> int:
 
     return run_chaos(settings, ChaosOptions(orders=args.orders, lines=args.lines, persons=args.persons,
                                             kills=args.kills, broker_restarts=args.broker_restarts,
-                                            rate=args.rate, seed=args.seed, out=args.json))
+                                            rate=args.rate, seed=args.seed, out=args.json, keep=args.keep))
 
 
 def chaos_command(sub) -> None:
     c = sub.add_parser("chaos", help="two workers, SIGKILLs and a broker restart mid-stream, then reconcile")
-    c.add_argument("--orders", type=int, default=5000, help="notifications (default 5000)")
+    c.add_argument("--orders", type=int, default=5100,
+                   help="notifications (default 5100: over 100,000 lines, a few orders have fewer than 20)")
     c.add_argument("--lines", type=int, default=20, help="lines per notification (default 20)")
     c.add_argument("--persons", type=int, default=20_000, help="synthetic registry size (default 20000)")
     c.add_argument("--kills", type=int, default=5, help="SIGKILLs of a worker (default 5)")
     c.add_argument("--broker-restarts", type=int, default=1, help="stops and starts of the broker (default 1)")
-    c.add_argument("--rate", type=float, default=150.0, help="notifications per second fed (default 150)")
+    c.add_argument("--rate", type=float, default=40.0,
+                   help="notifications per second fed (default 40: the stream outlasts the events)")
     c.add_argument("--seed", type=int, default=430)
     c.add_argument("--json", default="chaos-results/chaos.json", help="where to write the figures")
+    c.add_argument("--keep", action="store_true", help="keep the logs and the broker's data when it passes too")
     c.set_defaults(func=_chaos)
 
 

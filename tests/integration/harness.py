@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from streams.topics import INPUT_RECORD_MAX_BYTES
 from tools.reading import TopicReader
 from tools.runner import WorkerProcess as RunnerWorker
 from tools.runner import free_port  # noqa: F401  (re-exported for the monitoring tests)
@@ -45,7 +46,9 @@ class Stack(RunScope):
                          log_dir=tmp, env={"ESEP_SESSION_TIMEOUT_S": "6", "ESEP_LOG_LEVEL": "info", **extra_env})
         self.tmp = tmp
         self.create_topics()
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        # Room for the largest input the topics take (streams/topics.py), as a bank's producer needs.
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                      max_request_size=INPUT_RECORD_MAX_BYTES + 64 * 1024)
 
     def worker(self, worker_id: str = "w1", **env: str) -> WorkerProcess:
         return super().worker(worker_id, **env)

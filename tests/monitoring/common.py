@@ -24,11 +24,11 @@ PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "esep.yml"
 ALERTS = {
     "EsepWorkerDown", "EsepConsumerLagGrowing", "EsepPendingNearDeadline", "EsepDeadlineBreach",
     "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady", "EsepCalendarRunningOut",
-    "EsepReportVersionLate",
+    "EsepIllegalTransitions", "EsepHeldTransfersNearCutoff", "EsepReportVersionLate",
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.
 ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind",
-                  "store", "stage",
+                  "store", "stage", "payment_type", "decision", "input",
                   # The monthly report: version (preliminary, final, revised); month (YYYY-MM) only on
                   # the assembler's gauges of open months and of its last version.
                   "version", "month"}

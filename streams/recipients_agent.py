@@ -1,0 +1,183 @@
+"""The recipients agent: a thin faust adapter around `KeyedLedgerProcessor` + `RecipientsLedger`.
+
+One agent subscribes to ONE topic object naming both inputs (`fund.payment-decisions`,
+`fund.payment-transfers`): both are keyed by IIN with the same partition count (`esep topics`
+refuses a mismatch), and faust's assignor gives co-subscribed topics of equal partition count the
+same partition numbers on the same worker (`PartitionAssignor._get_copartitioned_groups`), so a
+person's decisions and transfers meet in one coroutine, in the order the worker consumes them.
+Its state changelog is written with the input's partition number, never by key hash.
+
+One faust event is one record (they are ~1 KB), and `noack_take` makes the batch the unit of work:
+decide, one changelog write, one output send, then the offsets are acknowledged."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
+import faust
+from faust.exceptions import ConsumerNotStarted
+
+from monitoring import metrics
+from rules.codes import PAYMENT_TYPES
+from tables.changelog import ChangelogReader
+
+from rules.holds import HoldPolicy
+
+from .keyed_ledger import KeyedLedgerProcessor, open_ledger_store
+from .records import InputRecord
+from .recipients import RecipientsLedger, state_keys_of
+from .settings import Settings
+
+log = logging.getLogger("esep.recipients")
+
+
+class RecipientsRuntime:
+    def __init__(self, app: faust.App, settings: Settings, bootstrap: str, runtime):
+        self.app = app
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.runtime = runtime  # the posting runtime: its registry replica and readiness
+        self.processor: KeyedLedgerProcessor | None = None
+        self.started = asyncio.Event()
+        self.changed_iins: set[str] = set()
+
+    async def start(self) -> None:
+        """After the worker is ready: the registry replica caught up (RECIPIENT_MISMATCH and the
+        record read it)."""
+        await self.runtime.ready.wait()
+        s = self.settings
+        store = open_ledger_store(s.worker_dir / "recipients")
+        changelog = ChangelogReader(store, self.bootstrap, s.topics.recipients_state)
+        await changelog.start()
+        hold = HoldPolicy.from_mode(s.pending, s.hold_cutoff_min)
+        ledger = RecipientsLedger(s.topics, self.runtime.replica.store.get_views, hold, self.runtime.calendar)
+        from .app import FaustSink
+
+        self.processor = KeyedLedgerProcessor(ledger, store, changelog, FaustSink(self.app),
+                                              owned_partitions=self.owned_partitions, name="recipients")
+        self.ledger = ledger
+        self.started.set()
+
+    def owned_partitions(self) -> list[int]:
+        topic = self.settings.topics.payment_decisions
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:
+            return []
+        return [tp.partition for tp in assignment if tp.topic == topic]
+
+    def on_registry_change(self, iins) -> None:
+        # Catching up at start the replica reports every person: only later changes re-emit accounts.
+        if self.started.is_set():
+            self.changed_iins.update(iins)
+
+    async def tick(self) -> None:
+        """Held payments past their cut-off; accounts of persons changed in the registry; gauges."""
+        p = self.processor
+        # With the hold off, payments held before it was switched off are decided now.
+        await p.tick(None if self.ledger.hold.enabled else datetime.max.replace(tzinfo=timezone.utc))
+        if self.changed_iins:
+            changed, self.changed_iins = self.changed_iins, set()
+            keys = state_keys_of(sorted(changed))
+            try:
+                n = await p.touch(keys, self.ledger.registry_change)
+            except Exception:
+                self.changed_iins.update(changed)
+                raise
+            if n:
+                log.info("registry changes: %d recipient records updated", n)
+        self.observe()
+
+    def observe(self) -> None:
+        p = self.processor
+        owned = p.owned_restored()
+        totals = p.totals(owned)
+        for ptype in PAYMENT_TYPES:
+            metrics.overpaid_outstanding.labels(ptype).set(totals.get(f"outstanding:{ptype}", 0) / 100)
+        metrics.held_transfers.set(totals.get("held", 0))
+        now = time.time()
+        due = p.due_times(owned)
+        metrics.held_next_cutoff.set(max(0.0, min(due) - now) if due else 0.0)
+        for tp in self.app.consumer.assignment():
+            if tp.topic in (self.settings.topics.payment_decisions, self.settings.topics.payment_transfers):
+                high = self.app.consumer.highwater(tp)
+                done = p.next_offsets.get((tp.topic, tp.partition))
+                if high is not None and done is not None:
+                    metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+
+
+def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runtime) -> RecipientsRuntime:
+    """Adds the recipients agent, its start-up, timer and rebalance hooks to the posting app."""
+    rt = RecipientsRuntime(app, settings, bootstrap, runtime)
+    t = settings.topics
+    inputs = app.topic(t.payment_decisions, t.payment_transfers, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    # The registry replica tells the posting runtime of changed persons: tell us too.
+    posting_on_change = runtime.replica.on_change
+
+    def on_registry_change(iins) -> None:
+        if posting_on_change is not None:
+            posting_on_change(iins)
+        rt.on_registry_change(iins)
+
+    runtime.replica.on_change = on_registry_change
+
+    @app.task
+    async def recipients_start() -> None:
+        try:
+            await rt.start()
+            await rt.processor.reassigned(set(rt.owned_partitions()))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            runtime.lifecycle.fail(f"the recipients ledger failed to start: {type(exc).__name__}: {exc}", exc)
+
+    @app.agent(inputs, name="recipients")
+    async def recipients(stream):
+        await rt.started.wait()
+        within = timedelta(seconds=settings.batch_within_s)
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=within):
+                batch = [
+                    InputRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                e.message.value, e.message.timestamp and int(e.message.timestamp * 1000))
+                    for e in events
+                ]
+                await rt.processor.process(batch)
+                for e in events:
+                    await stream.ack(e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A record costs only itself (a dead letter); what reaches here is broken beyond one.
+            runtime.lifecycle.fail(f"the recipients agent died: {type(exc).__name__}: {exc}", exc)
+
+    @app.timer(interval=settings.hold_check_s)
+    async def recipients_timer() -> None:
+        if not rt.started.is_set():
+            return
+        try:
+            await rt.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("recipients timer failed; retrying at the next tick")
+
+    @app.on_partitions_assigned.connect
+    async def recipients_assigned(app, assigned, **kwargs) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == t.payment_decisions}
+        if rt.processor is not None:
+            # Restore now, during the rebalance, rather than on the first batch.
+            await rt.processor.reassigned(mine)
+
+    @app.on_partitions_revoked.connect
+    async def recipients_revoked(app, revoked, **kwargs) -> None:
+        if rt.processor is not None:
+            rt.processor.forget_partitions(tp.partition for tp in revoked if tp.topic == t.payment_decisions)
+
+    return rt
+
+
+__all__ = ["RecipientsRuntime", "install_recipients"]

@@ -1,0 +1,152 @@
+"""The registry replica's load loop (tables/registry.py), driven by a stand-in consumer: what it
+reports before and after ready, and what it counts."""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+
+from tables.registry import RegistryReplica, RegistryStore, decode_person, encode_person
+from models.registry import RegistryPerson
+
+TOPIC = "registry.persons"
+
+
+def person(iin: str, surname: str = "Ахметов") -> bytes:
+    return json.dumps({"iin": iin, "surname": surname, "name": "Ерлан", "birth_date": "1987-03-14", "sex": "M",
+                       "citizenship": "KZ", "updated_at": "2024-03-01T09:00:00+05:00"}).encode()
+
+
+@dataclass
+class Rec:
+    key: bytes | None
+    value: bytes | None
+    offset: int
+
+
+class StandInConsumer:
+    """Hands out the given batches one getmany() at a time, then nothing."""
+
+    def __init__(self, batches: list[dict[TopicPartition, list[Rec]]]):
+        self.batches = list(batches)
+        self.drained = asyncio.Event()
+
+    async def position(self, tp):
+        return 0
+
+    async def getmany(self, timeout_ms: int, max_records: int):
+        if self.batches:
+            return self.batches.pop(0)
+        self.drained.set()
+        await asyncio.sleep(0.01)
+        return {}
+
+
+IINS = ["870314312348", "900101300017", "851212400019", "030405500014"]
+
+
+def run_replica(tmp_path, batches, targets, **hooks):
+    store = RegistryStore(tmp_path / "registry")
+    replica = RegistryReplica(store, "127.0.0.1:9", TOPIC, **hooks)
+    consumer = StandInConsumer(batches)
+    tp = TopicPartition(TOPIC, 0)
+
+    async def go():
+        task = asyncio.ensure_future(replica._follow(consumer, [tp], targets, 0.0))
+        await asyncio.wait_for(consumer.drained.wait(), 10)  # functional bound: the stand-in never stalls
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(go())
+    return replica, store
+
+
+def test_with_on_caught_up_the_initial_load_is_reported_once_and_later_changes_each_time(tmp_path):
+    tp = TopicPartition(TOPIC, 0)
+    heard: list[set[str]] = []
+    events: list[str] = []
+    batches = [
+        {tp: [Rec(IINS[0].encode(), person(IINS[0]), 0), Rec(IINS[1].encode(), person(IINS[1]), 1)]},
+        {tp: [Rec(IINS[2].encode(), person(IINS[2]), 2)]},  # reaches the target: ready
+        {tp: [Rec(IINS[3].encode(), person(IINS[3]), 3)]},  # after ready: a change like any other
+    ]
+    replica, store = run_replica(
+        tmp_path, batches, {0: 3},
+        on_change=lambda iins: (heard.append(set(iins)), events.append("change")),
+        on_caught_up=lambda: events.append("caught up"))
+    try:
+        assert replica.ready.is_set()
+        assert events == ["caught up", "change"]
+        assert heard == [{IINS[3]}]
+        assert set(store.get_many(IINS)) == set(IINS) and all(store.get_many(IINS).values())
+    finally:
+        store.close()
+
+
+def test_without_on_caught_up_every_batch_is_reported(tmp_path):
+    tp = TopicPartition(TOPIC, 0)
+    heard: list[set[str]] = []
+    batches = [{tp: [Rec(IINS[0].encode(), person(IINS[0]), 0)]}, {tp: [Rec(IINS[1].encode(), person(IINS[1]), 1)]}]
+    replica, store = run_replica(tmp_path, batches, {0: 2}, on_change=lambda iins: heard.append(set(iins)))
+    store.close()
+    assert heard == [{IINS[0]}, {IINS[1]}]
+
+
+def test_counts_are_kept_per_record_even_when_a_batch_repeats_an_iin(tmp_path):
+    tp = TopicPartition(TOPIC, 0)
+    batches = [{tp: [
+        Rec(IINS[0].encode(), person(IINS[0]), 0),
+        Rec(IINS[0].encode(), person(IINS[0], "Омаров"), 1),  # a later version in the same batch wins
+        Rec(IINS[1].encode(), None, 2),                          # a deletion
+        Rec(IINS[1].encode(), None, 3),
+        Rec(b"nope", b"{not json", 4),                           # rejected, changes nothing
+    ]}]
+    replica, store = run_replica(tmp_path, batches, {0: 5})
+    try:
+        s = replica.stats
+        assert (s.records, s.deletions, s.rejected) == (4, 2, 1)
+        assert store.get_many([IINS[0]])[IINS[0]].surname == "Омаров"
+        assert store.offsets([0]) == {0: 5}
+    finally:
+        store.close()
+
+
+def test_dates_are_stored_as_before():
+    # orjson writes the dates now; the matching fields' bytes must not change (stores on disk keep
+    # them); format 2 appends the recipients' record fields after them (tests/test_registry_format.py).
+    p = RegistryPerson.model_validate_json(person(IINS[0]))
+    assert encode_person(p).startswith('["Ахметов","Ерлан",null,"1987-03-14",null,'.encode())
+    assert decode_person(encode_person(p)).birth_date == "1987-03-14"
+
+
+def test_the_gc_runs_less_often_only_until_ready(tmp_path):
+    import gc
+
+    from tables.registry import LOAD_GC_THRESHOLD
+
+    tp = TopicPartition(TOPIC, 0)
+    before = gc.get_threshold()
+    seen = []
+    batches = [{tp: [Rec(IINS[i].encode(), person(IINS[i]), i)]} for i in range(3)]
+    replica, store = run_replica(tmp_path, batches, {0: 2}, on_change=lambda iins: seen.append(gc.get_threshold()[0]))
+    store.close()
+    assert seen == [LOAD_GC_THRESHOLD, LOAD_GC_THRESHOLD, before[0]]  # two batches before ready, one after
+    assert gc.get_threshold() == before
+
+
+def test_the_scale_probe_generates_valid_distinct_persons():
+    from rules.iin import is_valid_iin
+    from tables.registry import judge_record
+    from tools.scale_probe import BIRTH_DAYS, person
+
+    # Spans a wrap of the birth-day cycle, where the sex and then the serial change.
+    made = [r for r in (person(i) for i in range(2 * BIRTH_DAYS - 500, 2 * BIRTH_DAYS + 1500)) if r is not None]
+    assert len({k for k, _ in made}) == len(made) > 1900
+    for key, value in made:
+        iin, encoded, error = judge_record(key, value)
+        assert error is None and is_valid_iin(iin) and iin.encode() == key
