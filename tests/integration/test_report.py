@@ -19,7 +19,8 @@ from rules.report.months import month_of_instant
 from rules.report.versions import next_midnight
 from streams.report_assembly import held
 from streams.report_clock import write_clock
-from tools.report_recount import compare, read_versions, recount_at, run_files
+from rules.money import format_tiyn, parse_amount
+from tools.report_recount import compare, read_topic, read_versions, recount_at, run_files
 from tools.synthetic import Scenario, make_orders, make_registry
 
 from .harness import Outputs, Stack
@@ -52,6 +53,15 @@ def send(stack: Stack, records) -> None:
     for r in records:
         stack.send(stack.topics.credit_notifications, r.key, r.value)
     stack.flush()
+
+
+def wait_until(predicate, what: str, workers, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(w.log_tail(60) for w in workers))
 
 
 def wait_versions(stack: Stack, n: int, workers, timeout: float = 90, month: str = NOV) -> list[dict]:
@@ -100,6 +110,19 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         send(stack, records)
         outputs.wait_for(lambda o: o.result_ids() >= orders, what="every result", workers=[worker])
 
+        # Two posted November entries reversed by refund decisions received in November (Part 2).
+        chosen = [e for e in outputs.posted if e["knp"] == "012" and e["received_at"].startswith("2026-11-2")][:2]
+        for i, e in enumerate(chosen):
+            stack.send(stack.topics.refund_decisions, e["iin"].encode(), json.dumps({
+                "refund_decision_id": f"RFD-{i}", "iin": e["iin"], "notification_id": e["entry_id"].split("/")[0],
+                "entry_ids": [e["entry_id"]], "reason": "излишне уплаченные отчисления", "decided_on": "2026-11-29",
+                "received_at": "2026-11-29T12:00:00+05:00",
+                "payer": {"name": e["payer_name"], "bin_iin": e["payer_bin_iin"], "iban": "KZ86125KZT5004100100"},
+            }, ensure_ascii=False).encode())
+        stack.flush()
+        wait_until(lambda: len(read_topic(stack.bootstrap, stack.topics.posted_reversals)) >= 2, "two reversals",
+                   [worker])
+
         # Before the month ends nothing is due, whatever is counted.
         wait_metric(worker, 'esep_report_partials_held{month="2026-11"}', lambda v: v > 0)
         assert worker.metric("esep_report_months_open") == 2  # November and December
@@ -113,6 +136,8 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         assert prelim["generated_at"] == "2026-12-01T00:00:05+05:00"
         assert prelim["contributions"]["lines_posted"] == expected_posted_lines(records, NOV)
         assert prelim["contributions"]["participants"] > 0 and prelim["contributions"]["payers"] > 0
+        assert prelim["contributions"]["reversals"] == {
+            "lines": 2, "amount": format_tiyn(sum(parse_amount(e["amount"]) for e in chosen))}
         assert read_versions(stack.bootstrap, stack.topics, "2026-12") == [], "December has not ended"
 
         # The end of the 5th business day after it: the final, nothing changed since.
