@@ -61,7 +61,7 @@ def _bench(args, settings: Settings) -> int:
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile, compare_reports=args.report_compare)
+                     profile_dir=args.profile, compare_reports=args.report_compare, recipients=args.recipients)
 
 
 @_broker_errors
@@ -108,6 +108,8 @@ def bench_command(sub) -> None:
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
     b.add_argument("--no-report-compare", dest="report_compare", action="store_false",
                    help="skip phase 5 (the worker again with ESEP_REPORTS=off: the report streams' cost)")
+    b.add_argument("--recipients", type=int, default=3000,
+                   help="recipients of phase 6, the recipients agent's decisions/s and transfers/s (0: skip it)")
     b.set_defaults(func=_bench)
 
 
