@@ -33,7 +33,7 @@ DECISION_REASONS = ("ILLEGAL_TRANSITION", "RECIPIENT_MISMATCH")
 OVERPAID_REASONS = ("EXCEEDS_ASSIGNED", "SUSPENDED", "TERMINATED", "REFUSED", "NO_ASSIGNMENT", "OUTSIDE_TERM",
                     "KNP_MISMATCH", "AMOUNT_INCONSISTENT")
 UNMATCHED_REASONS = ("RETURN_EXCEEDS_OUTSTANDING", "KNP_MISMATCH", "AMOUNT_INCONSISTENT")
-STATES = ("active", "suspended", "terminated", "refused")
+STATES = ("none", "active", "suspended", "terminated", "refused")  # none: paid, never decided
 INPUT_LABELS = {DECISIONS: "payment-decisions", "transfers": "payment-transfers"}
 
 
@@ -207,7 +207,7 @@ def rows(exp: dict, obs: dict, held: tuple[int, int], repeats: tuple[int, int]) 
     row("overpayment records (fund.overpayments)", exp["overpayment_records"], obs["overpayment_records"])
     row("overpayments outstanding at the day's end", exp["outstanding"], obs["outstanding"], money)
     states = lambda c: " / ".join(str(c.get(s, 0)) for s in STATES)  # noqa: E731
-    row("recipients active / suspended / terminated / refused", states(exp["states"]), states(obs["states"]))
+    row("accounts: none / active / suspended / terminated / refused", states(exp["states"]), states(obs["states"]))
     return out
 
 

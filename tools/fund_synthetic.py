@@ -175,8 +175,9 @@ def month_back(today: date, k: int) -> str:
 
 def day_script(persons: list[dict], today: date, received_at: str, seed: int, tag: str,
                stranger_iin: str) -> FundDay:
-    """The Fund's day for `persons` (living persons of the registry, at least 20; the first 11 play
-    the scripted parts, the others are plain recipients). Every transfer is received `received_at`
+    """The Fund's day for `persons` (living persons of the registry, at least 25; the first 11 play
+    the scripted parts, the others are plain recipients, the first ten of whom are given each fate
+    and outcome once, whatever the draw). Every transfer is received `received_at`
     (today: a payment failing only on a lag reason waits for a decision of its (IIN, type), or the
     cut-off); decisions are decided `today`, effective from earlier months.
 
@@ -188,8 +189,8 @@ def day_script(persons: list[dict], today: date, received_at: str, seed: int, ta
     registry and one for an IIN the registry lacks (RECIPIENT_MISMATCH), a suspend of a person never
     assigned (ILLEGAL_TRANSITION), a payment under the return KNP, one whose withheld is not the
     rate's, a return under the payment KNP, a repeated decision and a repeated transfer."""
-    if len(persons) < 20:
-        raise ValueError("the Fund's day needs at least 20 persons")
+    if len(persons) < 25:
+        raise ValueError("the Fund's day needs at least 25 persons")
     rng = random.Random(f"esep.fund-day:{seed}")
     day = today.isoformat()
     m = {k: month_back(today, k) for k in range(0, 8)}
@@ -229,7 +230,7 @@ def day_script(persons: list[dict], today: date, received_at: str, seed: int, ta
     first_assign = None
     for i, p in enumerate(plain):
         amounts[i] = rng.randint(30, 90) * 1000
-        terms[i] = 3 if rng.random() < 0.12 else (12 if rng.random() < 0.5 else None)
+        terms[i] = 3 if i == 8 or (i > 9 and rng.random() < 0.12) else (12 if rng.random() < 0.5 else None)
         rec = dec(2, p, ptype_of(i), "assign", f"{m[6]}-01", monthly_amount=f"{amounts[i]}.00", term_months=terms[i])
         first_assign = first_assign or rec
     out.risk_person, out.risk_month = plain[0], m[6]
@@ -246,7 +247,7 @@ def day_script(persons: list[dict], today: date, received_at: str, seed: int, ta
     # 3. Payments of months 6..3 back; some above the amount in force (EXCEEDS_ASSIGNED: they wait).
     first_covered = None
     for i, p in enumerate(plain):
-        above = rng.randrange(6, 2, -1) if rng.random() < 0.1 else None
+        above = 5 if i == 9 else rng.randrange(6, 2, -1) if i > 9 and rng.random() < 0.1 else None
         for k in (6, 5, 4, 3):
             gross = amounts[i] + (rng.randint(1, 9) * 1000 if k == above else 0)
             rec = pay(3, p, ptype_of(i), m[k], f"{gross}.00")
@@ -266,12 +267,13 @@ def day_script(persons: list[dict], today: date, received_at: str, seed: int, ta
         pay(3, p, ptype_of(i), m[1], "25000.00")
 
     # 4. Afternoon decisions, and 5. the payments of months 2 and 1 back, with returns.
-    fates = {}
+    fates = {3: "recalculate", 4: "suspend", 5: "suspend-resume", 6: "terminate", 7: "illegal-resume"}
     for i, p in enumerate(plain):
         draw = rng.random()
-        fate = ("recalculate" if draw < 0.1 else "suspend" if draw < 0.2 else "suspend-resume" if draw < 0.26
-                else "terminate" if draw < 0.34 else "illegal-resume" if draw < 0.39 else None)
-        fates[i] = fate
+        if i > 9:
+            fates[i] = ("recalculate" if draw < 0.1 else "suspend" if draw < 0.2 else "suspend-resume" if draw < 0.26
+                        else "terminate" if draw < 0.34 else "illegal-resume" if draw < 0.39 else None)
+        fate = fates.get(i)
         ptype = ptype_of(i)
         if fate == "recalculate":
             amounts[i] += 5000
@@ -284,21 +286,21 @@ def day_script(persons: list[dict], today: date, received_at: str, seed: int, ta
             dec(4, p, ptype, "terminate", f"{m[1]}-01", reason="трудоустройство")
         elif fate == "illegal-resume":
             dec(4, p, ptype, "resume", f"{m[2]}-01")
-    wrong_return_done = False
+    returns = {4: "all", 5: "more", 6: "wrong-knp"}
     for i, p in enumerate(plain):
-        ptype, fate = ptype_of(i), fates[i]
+        ptype, fate = ptype_of(i), fates.get(i)
         old = amounts[i] - (5000 if fate == "recalculate" else 0)
         pay(5, p, ptype, m[2], f"{old}.00")
         pay(5, p, ptype, m[1], f"{amounts[i]}.00")
         if fate in ("suspend", "suspend-resume", "terminate"):
             # Overpaid at once (SUSPENDED / TERMINATED): the Fund claws some of it back the same day.
             draw = rng.random()
-            if draw < 0.5:
+            kind = returns.get(i) or ("all" if draw < 0.5 else "more" if draw < 0.7 else None)
+            if kind == "all":
                 pay(5, p, ptype, m[1] if fate == "terminate" else m[2], f"{old}.00", kind="return")
-            elif draw < 0.7:
+            elif kind == "more":
                 pay(5, p, ptype, m[1], f"{amounts[i] * 3}.00", kind="return")  # more than outstanding
-            elif not wrong_return_done:
-                wrong_return_done = True
+            elif kind == "wrong-knp":
                 rec = pay(5, p, ptype, m[1], f"{old}.00", kind="return")
                 rec.value["knp"] = SOCIAL_PAYMENT_KNPS[ptype][0]
     return out
