@@ -45,7 +45,7 @@ def _kafka(args, settings: Settings) -> int:
 def _demo(args, settings: Settings) -> int:
     from .demo import run_demo
 
-    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out)
+    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out, recipients=args.recipients)
 
 
 @_broker_errors
@@ -82,7 +82,9 @@ def demo_command(sub) -> None:
     d = sub.add_parser("demo", help="a simulated business day end to end, with a reconciled summary")
     d.add_argument("--orders", type=int, default=1500, help="notifications to send (default 1500)")
     d.add_argument("--seed", type=int, default=430, help="random seed of the synthetic data")
-    d.add_argument("--out", default="demo-output", help="folder for the summary JSON and chart")
+    d.add_argument("--out", default="demo-output", help="folder for the summary JSON, the chart and the month's report")
+    d.add_argument("--recipients", type=int, default=120,
+                   help="plain recipients of the Fund's day, beside its 11 scripted ones (default 120)")
     d.set_defaults(func=_demo)
 
 

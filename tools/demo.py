@@ -141,6 +141,9 @@ PART2_RECIPIENTS = 120
 def run_demo(settings: Settings, orders: int = 1500, seed: int = 430, out_dir: str = "demo-output",
              persons: int = 20_000, rate: float = 250.0, lines: int = 20, late_ratio: float = 0.01,
              recipients: int = PART2_RECIPIENTS) -> int:
+    if recipients < 14:
+        print("esep demo: --recipients must be at least 14 (the Fund's day gives ten of them a fate each)")
+        return 2
     run_id = "demo-" + time.strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
