@@ -14,7 +14,11 @@ Phases (each on run-scoped topics, deleted at the end):
    result record's timestamp minus the moment the notification was sent;
 5. the cost of the monthly report: phase 3 runs with the report streams on (ESEP_REPORTS=on, the
    default, and the time they take to catch up after the last result is noted); this phase runs it
-   again on fresh topics with ESEP_REPORTS=off (skip it with --no-report-compare).
+   again on fresh topics with ESEP_REPORTS=off (skip it with --no-report-compare);
+6. the recipients ledger (contract Part 2): one worker on topics of its own decides every
+   recipient's assign (decisions/s), then six monthly payments each (transfers/s), each phase
+   preloaded and rated from its first output record to its last (`bench_recipients.measure`;
+   skip it with --recipients 0).
 
 A measurement, not a test: it returns 0 when the run completed, whether targets were met or not.
 """
@@ -237,6 +241,7 @@ class Options:
     latency_seconds: float
     profile_dir: Path | None
     compare_reports: bool = True
+    recipients: int = 3000  # recipients of phase 6 (0: skip it)
 
 
 @dataclass
@@ -282,6 +287,8 @@ class RunResult:
     esep_broker_cpu_s: float | None = None
     esep_without_reports_worker_cpu_s: float | None = None
     esep_without_reports_broker_cpu_s: float | None = None
+    # Phase 6: the recipients agent (bench_recipients.RecipientsRate.to_json()), None when skipped.
+    recipients: dict | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -301,7 +308,7 @@ def _line_messages(order_records) -> list[tuple[bytes, bytes]]:
 async def phase_raw(res: Resources, scope: RunScope, messages: list[tuple[bytes, bytes]], r: RunResult) -> None:
     from tables.metadata import topic_partitions
 
-    say(f"phase 1/5 raw aiokafka ceiling: {len(messages):,} line messages, {RAW_PASSES} passes")
+    say(f"phase 1/6 raw aiokafka ceiling: {len(messages):,} line messages, {RAW_PASSES} passes")
     src, dst = scope.topic("raw-in"), scope.topic("raw-out")
     scope.create_extra_topics([src, dst])
     await _produce(res.bootstrap, ((src, k, v) for k, v in messages), "line messages")
@@ -337,7 +344,7 @@ async def phase_naive(res: Resources, scope: RunScope, messages: list[tuple[byte
                       r: RunResult) -> None:
     n = len(messages) if limit is None else min(limit, len(messages))
     capped = f"capped at {n:,} of {len(messages):,} lines (naive_lines)" if n < len(messages) else ""
-    say(f"phase 2/5 naive faust (1 event/line, 1 table update, memory store): {n:,} line messages"
+    say(f"phase 2/6 naive faust (1 event/line, 1 table update, memory store): {n:,} line messages"
         + (f", {capped}" if capped else ""))
     src, dst = scope.topic("naive-in"), scope.topic("naive-out")
     app_id = f"{scope.settings.app_id}-naive"
@@ -442,7 +449,7 @@ class Results:
 
 
 async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: list[dict], records,
-                     r: RunResult, reports: bool = True, phase: str = "phase 3/5 esep worker"
+                     r: RunResult, reports: bool = True, phase: str = "phase 3/6 esep worker"
                      ) -> tuple[WorkerProcess, TopicReader, Results]:
     from .synthetic import summary_of
 
@@ -613,7 +620,7 @@ async def phase_latency(res: Resources, scope: RunScope, opts: Options, registry
     orders_per_s = r.esep_orders / r.esep_seconds if r.esep_seconds else r.esep_lines_per_s / opts.lines
     rate = max(0.5, orders_per_s / 2.0)
     n = opts.latency_orders or max(1, round(rate * opts.latency_seconds))
-    say(f"phase 4/5 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
+    say(f"phase 4/6 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
         f"~{n / rate:.0f} s")
     now = datetime.now(ALMATY)
     batch = [rec for rec in make_orders(registry, n, opts.lines, SEED + 1000 + rep, Scenario.benchmark(),
@@ -723,6 +730,8 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
             worker.stop()
         if opts.compare_reports:
             await phase_without_reports(res, settings, opts, registry, rep, r)
+        if opts.recipients:
+            await phase_recipients(res, settings, opts, rep, r)
         runs.append(r)
     return runs
 
@@ -742,7 +751,7 @@ async def phase_without_reports(res: Resources, settings: Settings, opts: Option
                           received_at=lambda: now, id_prefix=f"OFF{rep}")
     off = RunResult()
     worker, tail, _ = await phase_esep(res, scope, opts, registry, records, off, reports=False,
-                                       phase="phase 5/5 esep worker again")
+                                       phase="phase 5/6 esep worker again")
     tail.close()
     worker.stop()
     r.esep_without_reports_lines_per_s = off.esep_lines_per_s
@@ -753,6 +762,26 @@ async def phase_without_reports(res: Resources, settings: Settings, opts: Option
     say(f"  report streams: {r.esep_lines_per_s:,.0f} lines/s with, {off.esep_lines_per_s:,.0f} without "
         f"({cost:+.1%} of posting throughput); worker CPU {_per_line(r.esep_worker_cpu_s, r.esep_lines)} with, "
         f"{_per_line(off.esep_worker_cpu_s, off.esep_lines)} without")
+
+
+async def phase_recipients(res: Resources, settings: Settings, opts: Options, rep: int, r: RunResult) -> None:
+    """The recipients agent's throughput on topics of its own, one worker (bench_recipients.measure)."""
+    from .bench_recipients import MONTHS, measure
+
+    say(f"phase 6/6 recipients agent: {opts.recipients:,} recipients' assigns, then {MONTHS} payments each "
+        f"({opts.recipients * MONTHS:,} transfers), one worker")
+    workdir = Path(tempfile.mkdtemp(prefix=f"esep-{res.run_id}-{rep}-rcp-"))
+    res.temp_dirs.append(workdir)
+    scope = res.scope(f"{res.run_id}-{rep}-rcp", workdir, settings)
+    watch = CpuWatch(res)
+    try:
+        rate = await asyncio.to_thread(measure, scope, opts.recipients, say)
+    except RuntimeError as exc:
+        raise BenchError(f"recipients phase: {exc}") from None
+    watch.report("recipients", r)
+    r.recipients = rate.to_json()
+    say(f"  recipients agent: {rate.decisions_per_s:,.0f} decisions/s, {rate.transfers_per_s:,.0f} transfers/s "
+        f"({rate.records_per_batch:.1f} records per batch)")
 
 
 def _per_line(cpu_s: float | None, lines: int) -> str:
@@ -808,9 +837,22 @@ def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: 
                     "load_avg_at_start": load_at_start},
         "others_cores_max": max((c for r in runs for c in r.others_cores.values()), default=None),
         "reports": _reports_summary(runs, opts),
+        "recipients": _recipients_summary(runs),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "per_run": [asdict(r) for r in runs],
     }
+
+
+def _recipients_summary(runs: list[RunResult]) -> dict | None:
+    """Phase 6, the median of the runs; None when it was skipped."""
+    got = [r.recipients for r in runs if r.recipients]
+    if not got:
+        return None
+    med = lambda key: statistics.median(g[key] for g in got)  # noqa: E731
+    return {"persons": got[-1]["persons"], "decisions": got[-1]["decisions"], "transfers": got[-1]["transfers"],
+            "decisions_s": round(med("decisions_s"), 2), "transfers_s": round(med("transfers_s"), 2),
+            "decisions_per_s": round(med("decisions_per_s"), 1), "transfers_per_s": round(med("transfers_per_s"), 1),
+            "records_per_batch": round(med("records_per_batch"), 1), "workers": 1}
 
 
 def _reports_summary(runs: list[RunResult], opts: Options) -> dict:
@@ -846,14 +888,25 @@ def render(summary: dict, runs: list[RunResult]) -> str:
          f"{summary['ratio_vs_naive']:.1f}x naive {mark[summary['pass']['vs_naive']]}, "
          f"{summary['ratio_vs_raw']:.2f}x raw {mark[summary['pass']['vs_raw']]}"),
     ]
-    w = max(len(r[0]) for r in rows)
+    rcp = summary.get("recipients")
+    ledger = [] if not rcp else [
+        ("recipients agent: decisions (1 worker)", rcp["decisions"], rcp["decisions_s"], rcp["decisions_per_s"],
+         "decisions/s: assign -> fund.decision-results + recipients.accounts"),
+        ("recipients agent: transfers (1 worker)", rcp["transfers"], rcp["transfers_s"], rcp["transfers_per_s"],
+         "transfers/s: payment -> posted.social-payments + recipients.accounts")]
+    w = max(len(r[0]) for r in rows + ledger)
+    rule = f"{'-' * w}-+-{'-' * 9}-+-{'-' * 8}-+-{'-' * 9}-+-{'-' * 40}"
     out = [f"esep bench{med}: {summary['orders']:,} orders x {summary['lines_per_order']} lines, "
            f"{summary['persons']:,} registry persons, broker {summary['broker']}, {summary['machine']['cores']} cores",
            "",
            f"{'implementation':<{w}} | {'lines':>9} | {'seconds':>8} | {'lines/s':>9} | vs target",
-           f"{'-' * w}-+-{'-' * 9}-+-{'-' * 8}-+-{'-' * 9}-+-{'-' * 40}"]
+           rule]
     for name, lines, seconds, rate, note in rows:
         out.append(f"{name:<{w}} | {lines:>9,} | {seconds:>8.2f} | {rate:>9,.0f} | {note}")
+    if ledger:
+        out += [rule, f"{'second ledger (Part 2)':<{w}} | {'records':>9} | {'seconds':>8} | {'records/s':>9} | what"]
+        for name, n, seconds, rate, note in ledger:
+            out.append(f"{name:<{w}} | {n:>9,} | {seconds:>8.2f} | {rate:>9,.0f} | {note}")
     out += [
         "",
         f"latency at half rate ({summary['latency_orders']:,} orders at {summary['latency_rate_orders_per_s']:,.1f}"
@@ -923,7 +976,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
               out: str | os.PathLike | None = "bench-results/bench.json", runs: int = 1, *,
               naive_lines: int | None = None, latency_orders: int | None = None,
               latency_seconds: float = LATENCY_SECONDS, profile_dir: str | os.PathLike | None = None,
-              compare_reports: bool = True) -> int:
+              compare_reports: bool = True, recipients: int = 3000) -> int:
     """Run the benchmark, print the table, write the JSON to `out`. 0 when the run completed (targets
     met or not), 1 when it could not. Unset keyword options fall back to ESEP_BENCH_NAIVE_LINES,
     ESEP_BENCH_LATENCY_ORDERS and ESEP_BENCH_PROFILE."""
@@ -931,6 +984,9 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
         if value < 1:
             say(f"error: {name} must be at least 1, not {value}")
             return 2
+    if recipients < 0:
+        say(f"error: recipients must be 0 (skip phase 6) or more, not {recipients}")
+        return 2
     try:
         opts = Options(
             orders=orders, lines=lines, persons=persons, runs=runs,
@@ -939,6 +995,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
             latency_seconds=latency_seconds,
             profile_dir=_profile_dir(profile_dir),
             compare_reports=compare_reports,
+            recipients=recipients,
         )
     except BenchError as exc:
         say(f"error: {exc}")
@@ -1043,13 +1100,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker during phase 3")
     p.add_argument("--no-report-compare", dest="report_compare", action="store_false",
                    help="skip phase 5 (the worker again with ESEP_REPORTS=off)")
+    p.add_argument("--recipients", type=int, default=3000,
+                   help="recipients of phase 6, the recipients agent's throughput (0: skip it)")
     args = p.parse_args(argv)
     settings = Settings.from_env()
     try:
         return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                          runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
                          latency_seconds=args.latency_seconds, profile_dir=args.profile,
-                         compare_reports=args.report_compare)
+                         compare_reports=args.report_compare, recipients=args.recipients)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -45,7 +45,7 @@ def _kafka(args, settings: Settings) -> int:
 def _demo(args, settings: Settings) -> int:
     from .demo import run_demo
 
-    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out)
+    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out, recipients=args.recipients)
 
 
 @_broker_errors
@@ -61,7 +61,7 @@ def _bench(args, settings: Settings) -> int:
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile, compare_reports=args.report_compare)
+                     profile_dir=args.profile, compare_reports=args.report_compare, recipients=args.recipients)
 
 
 @_broker_errors
@@ -82,7 +82,9 @@ def demo_command(sub) -> None:
     d = sub.add_parser("demo", help="a simulated business day end to end, with a reconciled summary")
     d.add_argument("--orders", type=int, default=1500, help="notifications to send (default 1500)")
     d.add_argument("--seed", type=int, default=430, help="random seed of the synthetic data")
-    d.add_argument("--out", default="demo-output", help="folder for the summary JSON and chart")
+    d.add_argument("--out", default="demo-output", help="folder for the summary JSON, the chart and the month's report")
+    d.add_argument("--recipients", type=int, default=120,
+                   help="plain recipients of the Fund's day, beside its 11 scripted ones (default 120)")
     d.set_defaults(func=_demo)
 
 
@@ -108,6 +110,8 @@ def bench_command(sub) -> None:
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
     b.add_argument("--no-report-compare", dest="report_compare", action="store_false",
                    help="skip phase 5 (the worker again with ESEP_REPORTS=off: the report streams' cost)")
+    b.add_argument("--recipients", type=int, default=3000,
+                   help="recipients of phase 6, the recipients agent's decisions/s and transfers/s (0: skip it)")
     b.set_defaults(func=_bench)
 
 
