@@ -106,8 +106,8 @@ def reconcile(expected: dict, observed: dict) -> list[tuple[str, str, str, bool]
         row(f"  orders {status}", expected["orders_by_status"].get(status, 0),
             observed["orders_by_status"].get(status, 0))
     row("lines posted", expected["lines_posted"], observed["lines_posted"])
-    for kind in ("contribution", "penalty"):
-        row(f"  {kind}s", expected["lines_posted_by_kind"].get(kind, 0), observed["lines_posted_by_kind"].get(kind, 0))
+    for kind, label in (("contribution", "contributions"), ("penalty", "penalties")):
+        row(f"  {label}", expected["lines_posted_by_kind"].get(kind, 0), observed["lines_posted_by_kind"].get(kind, 0))
     row("lines refunded", expected["lines_refunded"], observed["lines_refunded"])
     for reason in sorted(set(expected["lines_refunded_by_reason"]) | set(observed["lines_refunded_by_reason"])):
         row(f"  {reason}", expected["lines_refunded_by_reason"].get(reason, 0),
