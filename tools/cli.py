@@ -45,7 +45,7 @@ def _kafka(args, settings: Settings) -> int:
 def _demo(args, settings: Settings) -> int:
     from .demo import run_demo
 
-    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out)
+    return run_demo(settings, orders=args.orders, seed=args.seed, out_dir=args.out, recipients=args.recipients)
 
 
 @_broker_errors
@@ -61,7 +61,7 @@ def _bench(args, settings: Settings) -> int:
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile)
+                     profile_dir=args.profile, compare_reports=args.report_compare, recipients=args.recipients)
 
 
 @_broker_errors
@@ -82,7 +82,9 @@ def demo_command(sub) -> None:
     d = sub.add_parser("demo", help="a simulated business day end to end, with a reconciled summary")
     d.add_argument("--orders", type=int, default=1500, help="notifications to send (default 1500)")
     d.add_argument("--seed", type=int, default=430, help="random seed of the synthetic data")
-    d.add_argument("--out", default="demo-output", help="folder for the summary JSON and chart")
+    d.add_argument("--out", default="demo-output", help="folder for the summary JSON, the chart and the month's report")
+    d.add_argument("--recipients", type=int, default=120,
+                   help="plain recipients of the Fund's day, beside its 11 scripted ones (default 120)")
     d.set_defaults(func=_demo)
 
 
@@ -106,6 +108,10 @@ def bench_command(sub) -> None:
                    help="cap the naive faust reference's lines (default: as many as the run has)")
     b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
+    b.add_argument("--no-report-compare", dest="report_compare", action="store_false",
+                   help="skip phase 5 (the worker again with ESEP_REPORTS=off: the report streams' cost)")
+    b.add_argument("--recipients", type=int, default=3000,
+                   help="recipients of phase 6, the recipients agent's decisions/s and transfers/s (0: skip it)")
     b.set_defaults(func=_bench)
 
 
@@ -147,3 +153,34 @@ def chaos_command(sub) -> None:
     c.add_argument("--json", default="chaos-results/chaos.json", help="where to write the figures")
     c.add_argument("--keep", action="store_true", help="keep the logs and the broker's data when it passes too")
     c.set_defaults(func=_chaos)
+
+
+@_broker_errors
+def _report(args, settings: Settings) -> int:
+    from rules.dates import parse_period
+
+    from .report_recount import run_files, run_recount
+
+    words = list(args.words)
+    recounting = bool(words) and words[0] == "recount"
+    if recounting:
+        words = words[1:]
+    if len(words) != 1 or parse_period(words[0]) is None:
+        raise CommandError("usage: esep report YYYY-MM [--out DIR]  |  esep report recount YYYY-MM [--json PATH]")
+    month = words[0]
+    if recounting:
+        return run_recount(settings, settings.resolve_broker(), month, out=args.json)
+    return run_files(settings, settings.resolve_broker(), month, args.out, args.version, args.revision)
+
+
+def report_command(sub) -> None:
+    r = sub.add_parser("report", help="the monthly report: `esep report YYYY-MM` writes a published version as CSV, "
+                                      "XLSX and PNG; `esep report recount YYYY-MM` recounts the month from the "
+                                      "output topics and checks every published version at its covers")
+    r.add_argument("words", nargs="+", metavar="[recount] YYYY-MM")
+    r.add_argument("--out", default="report-output", help="folder for the CSV, XLSX and PNG (default report-output)")
+    r.add_argument("--version", choices=["preliminary", "final", "revised"], default=None,
+                   help="which version (default: the last published)")
+    r.add_argument("--revision", type=int, default=None, help="which revision of a revised version")
+    r.add_argument("--json", default=None, help="recount: write the recounted sections here instead of stdout")
+    r.set_defaults(func=_report)
