@@ -26,6 +26,11 @@ from .records import InputRecord
 log = logging.getLogger("esep.feed")
 
 
+class FeedStopped(RuntimeError):
+    """The feed stopped (the worker is stopping, or the feed failed and stops it): what waited for it
+    must not go on as if the target had caught up."""
+
+
 class PostingFirst:
     """The posting agent and the feeds share one event loop (one core): a feed that keeps up takes a
     share of the core in proportion to posting's output, however far behind posting is. Posting has
@@ -103,6 +108,7 @@ class LedgerFeed:
         self.wake = asyncio.Event()
         self.followed = asyncio.Event()  # the topics that exist are known, the consumer reads them
         self._advanced = asyncio.Event()
+        self.stopped = False
         self.consumer = None
 
     def reassign(self) -> None:
@@ -151,6 +157,8 @@ class LedgerFeed:
                     await self.target.process(batch)
                     self._advance()
         finally:
+            self.stopped = True
+            self._advance()
             await self.consumer.stop()
 
     async def _follow(self) -> None:
@@ -201,7 +209,9 @@ class LedgerFeed:
         from aiokafka.errors import KafkaError
 
         wanted = set(partitions)
-        await self.followed.wait()
+        while not self.followed.is_set():
+            self._check_running()
+            await self._until_advanced(poll_s)
         while True:
             try:
                 bounds = await self._bounds(wanted)
@@ -216,7 +226,12 @@ class LedgerFeed:
                       if p in owned and self.target.positions(p, [t]).get(t, start) < end]
             if not behind:
                 return wanted & owned
+            self._check_running()
             await self._until_advanced(poll_s)
+
+    def _check_running(self) -> None:
+        if self.stopped:
+            raise FeedStopped(f"the {self.name} feed stopped")
 
     async def _bounds(self, partitions: set[int]) -> dict[tuple[str, int], tuple[int, int]]:
         """(topic, partition) -> (first offset, end offset) of the existing topics, now."""
@@ -252,4 +267,4 @@ class LedgerFeed:
         return total
 
 
-__all__ = ["FeedTarget", "LedgerFeed", "PostingFirst"]
+__all__ = ["FeedStopped", "FeedTarget", "LedgerFeed", "PostingFirst"]

@@ -16,7 +16,7 @@ from datetime import timedelta
 import faust
 from faust.exceptions import ConsumerNotStarted
 
-from .ledger_feed import PostingFirst
+from .ledger_feed import FeedStopped, PostingFirst
 from .records import InputRecord, Sink
 from .reversals import ReversalsWorker, RiskMonths, no_risk_months, risk_months_in_store
 from .settings import Settings
@@ -131,6 +131,10 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
                     await stream.ack(e)
         except asyncio.CancelledError:
             raise
+        except FeedStopped:
+            # The worker stops (the feed's own failure stops it): these decisions were not decided
+            # and are not acknowledged; the partition's next reader decides them.
+            log.info("reversals: the posted-entry feed stopped; refund decisions left undecided for the next reader")
         except Exception as exc:
             fail("the reversals agent died", exc)
 
@@ -147,6 +151,8 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
                     log.info("reversals: %d persons' waiting refund decisions released at their cut-off", released)
             except asyncio.CancelledError:
                 raise
+            except FeedStopped:
+                return  # the worker stops
             except Exception:
                 log.exception("releasing waiting refund decisions failed; retrying at the next tick")
 

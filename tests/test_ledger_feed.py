@@ -50,7 +50,8 @@ def test_caught_up_waits_for_the_end_offsets_read_when_asked():
         await asyncio.sleep(0.01)
         assert not waiting.done(), "the feed has not followed the assignment yet"
         feed.present = [TOPIC]
-        feed.followed.set()
+        feed.followed.set()  # as run() does after following the assignment
+        feed._advance()
         await asyncio.sleep(0.01)
         assert not waiting.done() and feed.consumer.asked == 1
         feed.consumer.bounds[0] = (0, 50)  # posted after the call: not waited for
@@ -117,5 +118,23 @@ def test_a_paced_feed_waits_while_posting_works_and_never_longer_than_its_bound(
         bounded = PostingFirst(quiet_s=0.01, max_wait_s=0.05)
         with bounded.busy():
             await asyncio.wait_for(bounded.turn(), 10)  # a burst never stops the feed for good
+
+    asyncio.run(scenario())
+
+
+def test_waiting_for_a_feed_that_stopped_raises_instead_of_waiting_for_ever():
+    from streams.ledger_feed import FeedStopped
+
+    async def scenario():
+        feed, target = make({0: (0, 10)}, {0})
+        waiting = asyncio.ensure_future(feed.caught_up([0], poll_s=5))
+        await asyncio.sleep(0.01)
+        feed.stopped = True  # as run() leaves it
+        feed._advance()
+        try:
+            await asyncio.wait_for(waiting, 1)
+        except FeedStopped:
+            return
+        raise AssertionError("caught_up returned for a feed that stopped before following")
 
     asyncio.run(scenario())
