@@ -259,6 +259,50 @@ def test_scripted_refund_decisions(broker, tmp_path):
         stack.close()
 
 
+def test_hold_off_decisions_wait_for_the_index_to_read_every_posted_entry(broker, tmp_path):
+    """The index reads posted.contributions apart from the decisions: a worker that starts with a
+    backlog of posted entries takes its refund decisions up long before its feed has read the last
+    entries. With the hold off a decision is decided at once, yet against every entry posted before
+    it was taken up: never ENTRY_NOT_FOUND for an entry the feed had not read yet. (With the wait
+    for the feed removed, this test fails: the decisions come before their entries are indexed.)"""
+    from ..rules.test_reversals import posted
+
+    stack = Stack(broker, tmp_path, ESEP_PENDING="off")
+    out = LedgerOutputs(stack)
+    try:
+        persons = make_registry(200, seed=53)
+        stack.send_registry(persons)
+        # 40,000 entries already posted (several seconds of the feed's work), then the decisions
+        # naming the last entry of each of 20 persons.
+        last: dict[str, str] = {}
+        for n in range(40_000):
+            p = persons[n % len(persons)]
+            person = {k: p[k] for k in ("iin", "surname", "name", "patronymic", "birth_date")}
+            entry = posted(f"BKLG-{n // 20}", n % 20 + 1, person=person)
+            stack.send(stack.topics.posted_contributions, person["iin"].encode(),
+                       json.dumps(entry, ensure_ascii=False).encode())
+            last[person["iin"]] = entry["entry_id"]
+        received = datetime.now(ALMATY).replace(microsecond=0)
+        plan = {}
+        for iin, entry_id in list(last.items())[:20]:
+            rid = f"BKLG-RFD-{len(plan) + 1}"
+            plan[rid] = decision(rid, iin, entry_id.rsplit("/", 1)[0], [entry_id], received)
+            send_decision(stack, plan[rid])
+        stack.flush()
+        worker = stack.worker().start()
+        worker.wait_ready()
+        out.wait_for(lambda o: set(o.results_by_id) >= set(plan), timeout=180, what="every refund result",
+                     workers=[worker])
+        for rid in plan:
+            [result] = out.results_by_id[rid]
+            assert (result["status"], result["rejected_entries"]) == ("applied", []), (rid, result)
+        assert len(out.values(out.t.posted_reversals)) == len(plan)
+        print(f"backlog: {len(plan)} decisions taken up before 40,000 entries were indexed, every one applied")
+    finally:
+        out.close()
+        stack.close()
+
+
 def wait_until(predicate, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
