@@ -33,7 +33,9 @@ from rules.calendar import BusinessCalendar
 from rules.entries import stamp
 from rules.report import SOURCES, IdSet, MonthPartial
 from rules.report.aggregate import seen_key
-from rules.report.month_end import TIMELINE_SOURCES, MonthEnd, Timeline, changed_timeline, recipient_of
+from rules.report.month_end import (
+    TIMELINE_SOURCES, MonthEnd, Timeline, changed_timeline, recipient_of, transfer_change,
+)
 from tables.report_state import ADDED, PRESENT, VALUES, ReportStore
 
 from .settings import Topics
@@ -230,7 +232,8 @@ class StreamPartition:
                 member = _member(source, record)
                 if member is not None:
                     keys.append(f"{self.base}i/{month}/{member}")
-                if source in TIMELINE_SOURCES:
+                if source in TIMELINE_SOURCES and (source != "social_payments" or transfer_change(record)):
+                    # Most transfers owe nothing and return nothing: their recipient's timeline stays unread.
                     timeline_keys.append(_timeline_key(record))
             except (ValueError, KeyError, TypeError) as exc:
                 self._unreadable(source, exc, out)
@@ -264,6 +267,8 @@ class StreamPartition:
 
     def _timeline(self, source: str, record: dict) -> tuple[str, Timeline | None, Timeline] | None:
         """(key, timeline before, after) of the record's recipient; None when it is unchanged."""
+        if source == "social_payments" and transfer_change(record) is None:
+            return None
         key = _timeline_key(record)
         if key not in self.timelines:
             self._load_timelines([key])
