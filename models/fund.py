@@ -219,6 +219,9 @@ class DecisionResult(OutputModel):
     assignment_no: int | None
     decided_on: str
     effective_from: str | None = Field(description="null for refunds")
+    end_date: str | None = Field(default=None, description=(
+        "product addition: the end of the recipient's current assignment after the decision (the last day paid "
+        "for), as recipients.accounts shows it; null when open, when there is none, and for refunds"))
     rejected_entries: list[RejectedEntry] = Field(description="refunds only; else []")
     decided_at: str
 

@@ -116,7 +116,10 @@ class ReportPartial(OutputModel):
     """`reports.partials` (key: `<YYYY-MM>/<stream>/<partition>`; compacted): one partition's figures of a
     month, the latest replacing the previous; the assembler sums the latest of every partition.
     Key `<stream>/<partition>`: the partition's progress (`month` null, no figures, its covers), which
-    tells the assembler how far every partition has counted, months with data or not."""
+    tells the assembler how far every partition has counted, months with data or not.
+    Key `<stream>/<partition>/month-end`: the partition's month-end figures of the social payments as
+    changes by month (`month` null, no figures, `month_end`); a month's figure is the sum of the
+    changes up to it."""
 
     schema_version: Literal[1]
     month: Period | None
@@ -125,4 +128,7 @@ class ReportPartial(OutputModel):
     figures: dict[str, int] = Field(description="flat leaf path -> count or tiyn, e.g. "
                                                 "\"contributions/by_period/2026-01/amount\"")
     covers: dict[str, dict[str, int]] = Field(description="topic -> partition -> next offset counted")
+    month_end: dict[str, dict[str, int]] | None = Field(default=None, description=(
+        "month-end records only: figure path -> month -> change of the figure from that month on, e.g. "
+        "{\"social_payments/by_type/loss_of_job/recipients_active_at_month_end\": {\"2026-01\": 3}}"))
     updated_at: str

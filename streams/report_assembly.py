@@ -15,10 +15,10 @@ from rules.report import (
     Due, MonthState, build_report, due, flatten, lateness, merge, merge_covers, observe, published,
 )
 from rules.report.figures import Figures
+from rules.report.month_end import figures_at
 
-# The sections the reports hold today: social payments join when the recipients ledger feeds its
-# month-end figures (recipients_active_at_month_end, overpaid_outstanding_at_month_end).
-HELD_PARTS = ("contributions",)
+# The sections every version holds (`parts` in the report).
+HELD_PARTS = ("contributions", "social_payments")
 PAYERS = "contributions/payers"
 
 
@@ -48,6 +48,7 @@ class Assembly:
         self.internal = frozenset(internal_topics)
         self.partials: dict[str, dict] = {}  # "<month>/<stream>/<p>" -> ReportPartial
         self.progress: dict[str, dict] = {}  # "<stream>/<p>" -> its covers record
+        self.month_ends: dict[str, dict] = {}  # "<stream>/<p>/month-end" -> its month-end diffs record
         self.states: dict[str, MonthState] = {}
         self.last: LastVersion | None = None
 
@@ -58,7 +59,10 @@ class Assembly:
         late write) or a tombstone."""
         if value is None:
             return False
-        held_map = self.progress if value.get("month") is None else self.partials
+        if value.get("month_end") is not None:
+            held_map = self.month_ends
+        else:
+            held_map = self.progress if value.get("month") is None else self.partials
         old = held_map.get(key)
         if old is not None and not _covers_at_least(value["covers"], old["covers"]):
             return False
@@ -81,7 +85,11 @@ class Assembly:
         return sorted(counted | set(self.states))
 
     def figures(self, month: str) -> Figures:
-        return held(merge(v["figures"] for v in self.partials.values() if v["month"] == month), self.parts)
+        """The month's merged figures: its partials, and the month-end figures every partition's diffs
+        give for it (a partition holds them whether or not it counted anything in the month)."""
+        month_end = (figures_at(v["month_end"], month) for v in self.month_ends.values())
+        return held(merge([*(v["figures"] for v in self.partials.values() if v["month"] == month), *month_end]),
+                    self.parts)
 
     def positions(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> the next offset its stream partition has counted up to."""

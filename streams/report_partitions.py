@@ -10,6 +10,11 @@ One `StreamPartition` per (stream, partition). Records are counted by the pure r
 (`rules.report.SOURCES`); what is counted is remembered in the `ReportStore` (ids and set members on
 disk), so a record counts once whatever the redeliveries and re-emissions.
 
+The persons stream also keeps the month-end figures of the social payments (section 7 of the
+doc): one timeline per recipient (IIN, payment type) in the store, read for the records of a batch
+and written back when it changed, and the partition's diffs by month (`rules.report.month_end`),
+published as `<stream>/<p>/month-end` whenever they change.
+
 A batch changes the caches and a batch-local `pending` map; `take_changes` gives the changelog
 entries, which the runner commits in one Kafka transaction with the forwards and partials, then
 writes into the store (`commit`). A failed batch is undone by `rollback` (caches dropped: they
@@ -28,7 +33,10 @@ from rules.calendar import BusinessCalendar
 from rules.entries import stamp
 from rules.report import SOURCES, IdSet, MonthPartial
 from rules.report.aggregate import seen_key
-from tables.report_state import ADDED, PRESENT, ReportStore
+from rules.report.month_end import (
+    TIMELINE_SOURCES, MonthEnd, Timeline, changed_timeline, recipient_of, transfer_change,
+)
+from tables.report_state import ADDED, PRESENT, VALUES, ReportStore
 
 from .settings import Topics
 
@@ -160,6 +168,17 @@ class StreamPartition:
         raw = store.get(self.base + "c")
         self.covers: dict[str, int] = orjson.loads(raw) if raw is not None else {}
         self.covers_changed = False
+        # Recipients' timelines read or changed since the last commit ("t/<iin>/<type>" -> timeline,
+        # None: none yet); the store has the committed ones.
+        self.timelines: dict[str, Timeline | None] = {}
+        self.timelines_changed: set[str] = set()
+        self.month_end = self._stored_month_end()
+        self.month_end_changed = False
+        self.month_end_unpublished = bool(self.month_end.diffs)
+
+    def _stored_month_end(self) -> MonthEnd:
+        raw = self.store.get(self.base + "e")
+        return MonthEnd(orjson.loads(raw) if raw is not None else None)
 
     # ---- months -----------------------------------------------------------------------------------
 
@@ -175,6 +194,11 @@ class StreamPartition:
                               StoredSet(self.store, self.pending, prefix + "payers/", sets.get("payers", 0)))
             self.months[month] = mp
         return mp
+
+    def figures(self, month: str) -> dict[str, int]:
+        """The partition's figures of `month` as the assembler sees them: the month's partial and the
+        month-end figures of its diffs."""
+        return {**self.month(month).figures(), **self.month_end.figures(month)}
 
     def stored_months(self) -> list[str]:
         prefix = self.base + "m/"
@@ -193,6 +217,7 @@ class StreamPartition:
         spec = SOURCES[source]
         todo = []
         keys = []
+        timeline_keys = []
         for value in values:
             try:
                 record = orjson.loads(value) if value is not None else None
@@ -207,17 +232,25 @@ class StreamPartition:
                 member = _member(source, record)
                 if member is not None:
                     keys.append(f"{self.base}i/{month}/{member}")
+                if source in TIMELINE_SOURCES and (source != "social_payments" or transfer_change(record)):
+                    # Most transfers owe nothing and return nothing: their recipient's timeline stays unread.
+                    timeline_keys.append(_timeline_key(record))
             except (ValueError, KeyError, TypeError) as exc:
                 self._unreadable(source, exc, out)
                 continue
             todo.append((record, month))
         self.pending.known = self.store.present(keys)  # valid until the next commit; asked afresh
+        self._load_timelines(timeline_keys)
         for record, month in todo:
             try:
                 if spec.record_id is not None and not self.seen.add(seen_key(month, source, spec.record_id(record))):
                     out.repeats += 1
                     continue
+                # The timeline first: a record that cannot change it changes nothing at all.
+                timeline = self._timeline(source, record) if source in TIMELINE_SOURCES else None
                 spec.apply(self.month(month), record, self.calendar)
+                if timeline is not None:
+                    self._set_timeline(record, *timeline)
             except (ValueError, KeyError, TypeError) as exc:
                 self._unreadable(source, exc, out)
                 continue
@@ -225,6 +258,29 @@ class StreamPartition:
             self.changed.add(month)
             if source == "contributions":
                 self._forward(record, month, out)
+
+    def _load_timelines(self, keys: list[str]) -> None:
+        """The batch's recipients' timelines not in the cache, in one multi-get."""
+        wanted = sorted({k for k in keys if k not in self.timelines})
+        for key, raw in zip(wanted, self.store.get_many([self.base + k for k in wanted])):
+            self.timelines[key] = Timeline.from_json(orjson.loads(raw)) if raw is not None else None
+
+    def _timeline(self, source: str, record: dict) -> tuple[str, Timeline | None, Timeline] | None:
+        """(key, timeline before, after) of the record's recipient; None when it is unchanged."""
+        if source == "social_payments" and transfer_change(record) is None:
+            return None
+        key = _timeline_key(record)
+        if key not in self.timelines:
+            self._load_timelines([key])
+        old = self.timelines[key]
+        new = changed_timeline(source, old, record)
+        return None if new is None else (key, old, new)
+
+    def _set_timeline(self, record: dict, key: str, old: Timeline | None, new: Timeline) -> None:
+        self.timelines[key] = new
+        self.timelines_changed.add(key)
+        if self.month_end.update(recipient_of(record)[1], old, new):
+            self.month_end_changed = True
 
     def _unreadable(self, source: str, exc: Exception, out: Applied) -> None:
         # Output records are ours and checked against their models: a bug, not data to stop on.
@@ -251,7 +307,8 @@ class StreamPartition:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.changed) or bool(self.pending.entries) or self.covers_changed
+        return (bool(self.changed) or bool(self.pending.entries) or self.covers_changed
+                or bool(self.timelines_changed) or self.month_end_changed)
 
     def take_changes(self) -> list[tuple[str, bytes]]:
         """The batch's changelog entries: the ids and members it added, packed in one record (a
@@ -262,6 +319,13 @@ class StreamPartition:
             n = len(self.base)
             out.append((f"{self.base}{ADDED}{uuid.uuid4().hex}",
                         orjson.dumps([k[n:] for k in self.pending.entries])))
+        if self.timelines_changed:
+            # Packed like the ids: a recipient's timeline costs no Kafka send of its own.
+            out.append((f"{self.base}{VALUES}{uuid.uuid4().hex}", orjson.dumps(
+                {k: self.timelines[k].to_json() for k in sorted(self.timelines_changed)})))
+        if self.month_end_changed:
+            out.append((self.base + "e", orjson.dumps(self.month_end.to_json())))
+            self.month_end_unpublished = True
         out += [(self.base + "m/" + m, self._month_record(m)) for m in sorted(self.changed)]
         if self.dirty:
             out.append((self.base + "c", orjson.dumps(self.covers)))
@@ -269,10 +333,13 @@ class StreamPartition:
         self.unpublished |= self.changed
         self.changed = set()
         self.covers_changed = False
+        self.timelines_changed = set()
+        self.month_end_changed = False
         return out
 
     def committed(self) -> None:
         self.pending.clear()
+        self.timelines.clear()  # in the store now: memory holds one commit's recipients at most
 
     def rollback(self) -> None:
         """Forget what the failed batch did: the store holds the last committed state."""
@@ -282,6 +349,11 @@ class StreamPartition:
         raw = self.store.get(self.base + "c")
         self.covers = orjson.loads(raw) if raw is not None else {}
         self.covers_changed = False
+        self.timelines.clear()
+        self.timelines_changed = set()
+        self.month_end = self._stored_month_end()
+        self.month_end_changed = False
+        self.month_end_unpublished = True
         self.forwarded.clear()  # forwards of the failed batch were not sent
         self.last_forwarded = None
         self.unpublished |= set(self.stored_months())
@@ -303,6 +375,10 @@ class StreamPartition:
             out.append((f"{month}/{self.stream}/{self.partition}".encode(), orjson.dumps({
                 "schema_version": SCHEMA_VERSION, "month": month, "stream": self.stream,
                 "partition": self.partition, "figures": mp.figures(), "covers": covers, "updated_at": at})))
+        if self.month_end_unpublished:
+            out.append((f"{self.stream}/{self.partition}/month-end".encode(), orjson.dumps({
+                "schema_version": SCHEMA_VERSION, "month": None, "stream": self.stream, "partition": self.partition,
+                "figures": {}, "month_end": self.month_end.to_json(), "covers": covers, "updated_at": at})))
         out.append((f"{self.stream}/{self.partition}".encode(), orjson.dumps({
             "schema_version": SCHEMA_VERSION, "month": None, "stream": self.stream, "partition": self.partition,
             "figures": {}, "covers": covers, "updated_at": at})))
@@ -311,7 +387,14 @@ class StreamPartition:
     def published(self) -> None:
         self.unpublished = set()
         self.progress_unpublished = False
+        self.month_end_unpublished = False
 
     def republish_all(self) -> None:
         self.unpublished |= set(self.stored_months())
         self.progress_unpublished = True
+        self.month_end_unpublished = bool(self.month_end.diffs)
+
+
+def _timeline_key(record: dict) -> str:
+    iin, payment_type = recipient_of(record)
+    return f"t/{iin}/{payment_type}"

@@ -7,9 +7,12 @@ Keys (`<p>` the input partition, `<stream>` persons | orders | payers):
     <p>/<stream>/m/<month>           the month's counters and distinct counts (JSON)
     <p>/<stream>/s/<month>|<src>|<id> an id already counted (value b"1")
     <p>/<stream>/i/<month>/<set>/<v> a member of a distinct set (participants, payers)
+    <p>/persons/t/<iin>/<type>       a recipient's timeline for the month-end figures (JSON)
+    <p>/persons/e                    the partition's month-end diffs by month (JSON)
 On the changelog the ids and members a batch added travel packed in one record,
 `<p>/<stream>/a/<unique>` -> JSON list of key suffixes, which `apply` unpacks into the keys above
-(one Kafka record per batch instead of one or two per posted line).
+(one Kafka record per batch instead of one or two per posted line); the timelines a batch changed
+likewise, `<p>/<stream>/v/<unique>` -> JSON {key suffix: value}.
 Sets and seen ids live on disk, not in memory: a month of 8 million participants costs the
 process nothing and the store a few bytes a key (prefix-compressed).
 
@@ -27,6 +30,7 @@ from .rocks import new_batch, open_store, put_offset, read_offsets
 STATE_PREFIX = b"r/"
 PRESENT = b"1"  # a compacted topic needs a non-empty value; the changelog reader skips empty ones
 ADDED = "a/"
+VALUES = "v/"
 
 
 class ReportStore:
@@ -45,6 +49,12 @@ class ReportStore:
             return {}
         values = self.db.get([STATE_PREFIX + k.encode() for k in keys])
         return {k: v is not None for k, v in zip(keys, values)}
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The values of `keys` (None: absent), in order: one multi-get."""
+        if not keys:
+            return []
+        return list(self.db.get([STATE_PREFIX + k.encode() for k in keys]))
 
     def scan(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         """(key, value) of every key starting with `prefix`, in key order."""
@@ -71,6 +81,11 @@ class ReportStore:
                 base = f"{p}/{stream}/"
                 for suffix in orjson.loads(value):
                     batch.put(STATE_PREFIX + (base + suffix).encode(), PRESENT)
+                continue
+            if rest.startswith(VALUES) and value is not None:
+                base = f"{p}/{stream}/"
+                for suffix, item in orjson.loads(value).items():
+                    batch.put(STATE_PREFIX + (base + suffix).encode(), orjson.dumps(item))
                 continue
             if value is None:
                 batch.delete(STATE_PREFIX + key.encode())

@@ -20,6 +20,13 @@ CLOCK = "<worker clock>"
 OUR_TOPICS = {"fund.decision-results": DecisionResult, "recipients.accounts": RecipientAccount,
               "posted.social-payments": PostedSocialPayment, "fund.overpayments": Overpayment}
 OTHER_TOPICS = ("posted.reversals", "refunds.reversals")
+# Fields the product adds to a topic (the contract allows additions), which the example predates.
+ADDED_FIELDS = {"fund.decision-results": ("end_date",)}
+
+
+def contract_fields(topic: str, value: dict) -> dict:
+    """`value` without the product's additions to `topic`."""
+    return {k: v for k, v in value.items() if k not in ADDED_FIELDS.get(topic, ())}
 
 
 def _load(name: str):
@@ -75,7 +82,7 @@ def test_every_recipient_input_gives_exactly_the_expected_records():
                     # The example shows a subset of the account's fields.
                     assert {f: g["value"][f] for f in w["value"]} == w["value"], step["input"]
                 else:
-                    assert g["value"] == w["value"], (step["input"], topic)
+                    assert contract_fields(topic, g["value"]) == w["value"], (step["input"], topic)
     assert seen == 11
 
 

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from models.report import MonthlyReport
-from rules.report import build_report, recount
+from rules.report import PARTS, build_report, recount
 from tools.report_files import sample_records, sample_report, write_chart, write_csv, write_files, write_xlsx
 
 
@@ -22,15 +22,20 @@ def test_sample_is_a_valid_report_and_equals_the_recount(report):
     MonthlyReport.model_validate(report)
     recounted = recount("2026-01", sample_records("2026-01", seed=3, orders_per_day=8))
     again = build_report("2026-01", report["version"], 0, dt.datetime.fromisoformat(report["generated_at"]),
-                         recounted, report["covers"], previous=None)
+                         recounted, report["covers"], previous=None, parts=PARTS)
     assert again["contributions"] == report["contributions"]
+    assert again["social_payments"] == report["social_payments"]
     assert report["contributions"]["participants"] > 0 and report["delta"]  # the preliminary missed an order
+    social = report["social_payments"]["by_type"]
+    assert sum(t["recipients_active_at_month_end"] for t in social.values()) > 0
+    assert sum(t["payments"]["count"] for t in social.values()) > 0
 
 
 def test_xlsx_opens_with_a_sheet_per_section_and_numbers(report, tmp_path):
     path = write_xlsx(report, tmp_path / "r.xlsx")
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Contributions", "By period", "By day", "Refunds by reason", "Delta", "Covers"]
+    assert wb.sheetnames == ["Summary", "Contributions", "By period", "By day", "Refunds by reason", "Social payments",
+                             "Delta", "Covers"]
     ws = wb["Contributions"]
     assert "Аударымдар" in ws["A1"].value and "Отчисления" in ws["A1"].value
     rows = {row[0].value: row for row in ws.iter_rows(min_row=5)}

@@ -14,7 +14,7 @@ from streams.report_partitions import Applied, StreamPartition, report_inputs
 from streams.settings import Topics
 from tables.report_state import ReportStore
 
-from .rules.report_records import alert, posted, refund, result
+from .rules.report_records import alert, decision, posted, refund, result, social_payment
 
 NOV_30 = "2026-11-30T23:59:00+05:00"
 DEC_1 = "2026-11-30T19:30:00Z"  # already 1 December in Almaty
@@ -120,6 +120,21 @@ def test_report_inputs_are_the_output_topics_by_stream():
         "orders.results": ("orders", "results"), "esep.report-payers": ("payers", "payers")}
 
 
+OCT_DAYS = ["2026-10-05", "2026-10-31", "2026-11-01", "2026-11-20", "2026-12-01", "2026-12-31"]
+decision_records = st.builds(
+    lambda n, iin, kind, status, decided, effective, number, end: decision(
+        f"D{n}", iin, decision=kind, status=status, decided_on=decided, effective_from=effective,
+        assignment_no=number, end_date=end),
+    st.integers(0, 12), st.sampled_from(IINS[:2]),
+    st.sampled_from(["assign", "assign", "suspend", "resume", "terminate", "recalculate", "refuse"]),
+    st.sampled_from(["applied", "applied", "rejected"]), st.sampled_from(OCT_DAYS), st.sampled_from(OCT_DAYS),
+    st.sampled_from([1, 2]), st.sampled_from([None, "2026-11-15", "2026-11-30", "2026-12-31"]))
+transfer_records = st.builds(
+    lambda n, iin, kind, amount, at: social_payment(
+        f"T{n}", iin, kind=kind, received_at=at, **({"overpaid": amount} if kind == "payment" else {"applied": amount})),
+    st.integers(0, 8), st.sampled_from(IINS[:2]), st.sampled_from(["payment", "return"]),
+    st.sampled_from(["0.00", "50.00", "120.00"]), st.sampled_from([NOV_30, DEC_1, "2026-10-02T10:00:00+05:00"]))
+
 entries = st.builds(
     lambda n, line, iin, knp, at, payer: posted(f"N{n}/{line}", iin, knp=knp, received_at=at, payer=payer),
     st.integers(0, 6), st.integers(1, 3), st.sampled_from(IINS), st.sampled_from(["012", "017"]),
@@ -215,3 +230,116 @@ def test_a_restarted_assembler_knows_the_published_versions():
     a.receive("2026-11/persons/0", partial("2026-11", "persons", 0, figures, {}))
     assert a.tick(at + _dt.timedelta(days=30)) == [], "nothing changed since the final"
     assert a.last.version == "final" and a.last.generated_at == at
+
+
+# ---- the social payments' month-end figures ---------------------------------------------------------
+
+def test_month_end_figures_follow_the_recipients_timeline_in_the_store(tmp_path):
+    store = ReportStore(tmp_path / "r")
+    p = Partition(store)
+    p.apply("decisions", [decision("D1", IINS[0], decided_on="2026-10-05", end_date="2026-12-31"),
+                          decision("D2", IINS[1], decided_on="2026-10-06"),
+                          decision("D3", IINS[1], decision="suspend", decided_on="2026-11-02")])
+    p.apply("social_payments", [social_payment("T1", IINS[0], overpaid="100.00", received_at=NOV_30)])
+    p.commit()
+    # A later batch, in a new process: the timelines come back from the store.
+    q = Partition(store)
+    q.apply("social_payments", [social_payment("T2", IINS[0], kind="return", gross="40.00", applied="40.00",
+                                               received_at=DEC_1)])
+    q.commit()
+    f = Partition(store).sp
+    base = "social_payments/by_type/loss_of_job/"
+    assert f.figures("2026-10")[base + "recipients_active_at_month_end"] == 2
+    assert f.figures("2026-11")[base + "recipients_active_at_month_end"] == 1  # IIN 1 suspended
+    assert f.figures("2026-11")[base + "overpaid_outstanding_at_month_end"] == 10000
+    assert f.figures("2026-12")[base + "overpaid_outstanding_at_month_end"] == 6000
+    assert base + "recipients_active_at_month_end" not in f.figures("2027-01")  # the term ended 31 December
+    assert f.figures("2026-09") == {}
+
+
+def test_month_end_state_is_restored_from_the_changelog_alone(tmp_path):
+    """Another worker rebuilds the partition from the changelog entries: the same figures."""
+    store = ReportStore(tmp_path / "a")
+    p = Partition(store)
+    entries = []
+    for batch in ([decision("D1", IINS[0], decided_on="2026-10-05")],
+                  [social_payment("T1", IINS[0], overpaid="100.00", received_at=NOV_30)],
+                  [decision("D2", IINS[0], decision="terminate", decided_on="2026-11-10", effective_from="2026-12-01",
+                            end_date="2026-11-30")]):
+        p.apply("social_payments" if "entry_id" in batch[0] else "decisions", batch)
+        changes = p.sp.take_changes()
+        entries += changes
+        store.apply(changes, {})
+        p.sp.committed()
+    other = ReportStore(tmp_path / "b")
+    other.apply(entries, {})
+    for month in ("2026-10", "2026-11", "2026-12"):
+        assert Partition(other).sp.figures(month) == Partition(store).sp.figures(month)
+    assert Partition(other).sp.figures("2026-12") == {
+        "social_payments/by_type/loss_of_job/overpaid_outstanding_at_month_end": 10000}
+
+
+def test_the_month_end_record_is_published_when_it_changed_and_the_assembler_adds_it_to_every_month(tmp_path):
+    import orjson
+
+    from models.report import ReportPartial
+
+    p = Partition(ReportStore(tmp_path / "r"), partition=2)
+    p.apply("decisions", [decision("D1", IINS[0], decided_on="2026-10-05")])
+    p.commit()
+    at = _dt.datetime(2026, 12, 1, tzinfo=ALMATY)
+    published = dict(p.sp.partials(at))
+    record = orjson.loads(published[b"persons/2/month-end"])
+    ReportPartial.model_validate(record)
+    assert record["month_end"] == {"social_payments/by_type/loss_of_job/recipients_active_at_month_end": {"2026-10": 1}}
+    p.sp.published()
+    p.apply("contributions", [posted("N1/1", IINS[1], received_at=NOV_30)])
+    p.commit()
+    assert b"persons/2/month-end" not in dict(p.sp.partials(at)), "unchanged: not published again"
+
+    a = Assembly(CAL, 5)
+    for key, value in published.items():
+        a.receive(key.decode(), orjson.loads(value))
+    a.receive("2026-11/persons/0", partial("2026-11", "persons", 0, {"contributions/lines_posted": 1}, {}))
+    # November: partition 0's partial, and partition 2's recipient active since October.
+    assert a.figures("2026-11") == {"contributions/lines_posted": 1,
+                                    "social_payments/by_type/loss_of_job/recipients_active_at_month_end": 1}
+    assert a.months() == ["2026-10", "2026-11"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(decision_records, min_size=1, max_size=16), st.lists(transfer_records, max_size=8), st.data())
+def test_month_end_figures_with_failures_restarts_and_redeliveries_give_the_recount(tmp_path_factory, decisions,
+                                                                                     transfers, data):
+    """Decisions and transfers delivered in batches, each topic in its order with re-emissions
+    after the first; a batch may fail and be delivered again; the worker may restart from the store."""
+    topics = {"decisions": list(reversed({r["decision_id"]: r for r in reversed(decisions)}.values())),
+              "social_payments": list(reversed({r["entry_id"]: r for r in reversed(transfers)}.values()))}
+    store = ReportStore(tmp_path_factory.mktemp("r") / "r")
+    p = Partition(store)
+    queues = {s: rs + data.draw(st.lists(st.sampled_from(rs), max_size=4)) if rs else [] for s, rs in topics.items()}
+    queues = {s: q for s, q in queues.items() if q}
+    uncommitted: list[tuple[str, list[dict]]] = []
+    while queues:
+        source = data.draw(st.sampled_from(sorted(queues)))
+        size = data.draw(st.integers(1, 4))
+        batch, queues[source] = queues[source][:size], queues[source][size:]
+        if not queues[source]:
+            del queues[source]
+        if data.draw(st.booleans()):
+            # A failure: what was counted since the last commit is dropped and delivered again from
+            # the store's covers, by this process or by a new one.
+            p.apply(source, batch)
+            p.rollback()
+            if data.draw(st.booleans()):
+                p = Partition(store)
+            for s, b in uncommitted:
+                p.apply(s, b)
+        p.apply(source, batch)
+        uncommitted.append((source, batch))
+        if data.draw(st.booleans()):
+            p.commit()  # else committed with a later batch
+            uncommitted = []
+    p.commit()
+    for month in ("2026-09", "2026-10", "2026-11", "2026-12", "2027-01"):
+        assert Partition(store).sp.figures(month) == recount(month, topics), month

@@ -5,7 +5,9 @@ as a PNG chart.
   two-decimal strings, so nothing is lost to a spreadsheet's floats on import.
 - XLSX (openpyxl): one sheet per section, English, Kazakh and Russian labels side by side, figures as
   numbers (amounts with the tenge format `#,##0.00`, counts `#,##0`).
-- PNG (matplotlib): contributions by day of receipt and refunds by reason.
+- PNG (matplotlib): contributions by day of receipt, refunds by reason and, when the version holds
+  them, social payments by type (gross paid, recipients active and overpayments outstanding at the
+  month's end).
 
 `python -m tools.report_files --sample DIR [--png docs/report-sample.png]` writes all three for a
 synthetic month.
@@ -22,10 +24,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from rules.calendar import ALMATY, default_calendar
-from rules.codes import LINE_REASONS
+from rules.codes import LINE_REASONS, PAYMENT_TYPES
 from rules.iin import check_digit
 from rules.money import format_tiyn
-from rules.report import Partial, build_report, final_due, merge, merge_covers
+from rules.report import PARTS, Partial, build_report, final_due, merge, merge_covers
 from rules.report.figures import AMOUNT_LEAVES
 
 __all__ = ["LABELS", "rows", "sample_report", "write_chart", "write_csv", "write_files", "write_xlsx"]
@@ -293,7 +295,8 @@ def write_xlsx(report: dict, path: Path) -> Path:
 
 
 def write_chart(report: dict, path: Path) -> Path:
-    """Contributions by day of receipt (amount and lines) and refunded lines by reason."""
+    """Contributions by day of receipt (amount and lines), refunded lines by reason and, when held,
+    social payments by type."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write files only
@@ -308,7 +311,11 @@ def write_chart(report: dict, path: Path) -> Path:
     reasons = [(r, n) for r, n in c["refunds"]["by_reason"].items() if n]
     reasons.sort(key=lambda rn: rn[1])
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
+    social = report.get("social_payments")
+    if social:
+        fig, (top, bottom, third) = plt.subplots(3, 1, figsize=(10, 11.5), gridspec_kw={"height_ratios": [3, 2, 2]})
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
     calendar = default_calendar()
     top.bar(days, millions, color=["#2b6a99" if calendar.is_business_day(d) else "#a9bfd1" for d in days], width=0.8)
     top.set_ylabel("contributions and penalties, million KZT")
@@ -339,6 +346,8 @@ def write_chart(report: dict, path: Path) -> Path:
                      f"{Decimal(refunds['amount']):,.2f} KZT")
     bottom.set_xlabel("lines")
     bottom.grid(axis="x", alpha=0.3)
+    if social:
+        _social_panel(third, social["by_type"])
 
     version = report["version"] + (f" {report['revision']}" if report["version"] == "revised" else "")
     fig.suptitle(f"Monthly report {report['month']} ({version}): {c['participants']:,} participants, "
@@ -349,6 +358,26 @@ def write_chart(report: dict, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _social_panel(ax, by_type: dict) -> None:
+    """Gross paid by payment type, each bar labelled with the month-end figures."""
+    from matplotlib.ticker import FuncFormatter
+
+    types = [t for t in PAYMENT_TYPES if t in by_type]
+    gross = [float(Decimal(by_type[t]["payments"]["gross"]) / Decimal(1_000_000)) for t in types]
+    ax.barh([TYPE_LABELS[t][0] for t in types], gross, color="#4f8f5b")
+    for y, t in enumerate(types):
+        f = by_type[t]
+        ax.text(gross[y], y, f" {f['payments']['count']:,} payments; {f['recipients_active_at_month_end']:,} active at "
+                f"month end; overpaid outstanding {Decimal(f['overpaid_outstanding_at_month_end']):,.2f} KZT",
+                va="center", fontsize=8)
+    ax.set_xlim(right=max(gross + [0.001]) * 2.4)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.1f}"))
+    ax.set_xlabel("payments, gross, million KZT")
+    total = sum(by_type[t]["recipients_active_at_month_end"] for t in types)
+    ax.set_title(f"Social payments by type: {total:,} recipients active at month end")
+    ax.grid(axis="x", alpha=0.3)
 
 
 def write_files(report: dict, directory: Path) -> list[Path]:
@@ -382,7 +411,8 @@ def sample_records(month: str = "2026-01", seed: int = 7, orders_per_day: int = 
     payers = [_valid_iin(rng) for _ in range(orders_per_day * 5)]
     previous = f"{year - 1}-12" if mon == 1 else f"{year}-{mon - 1:02d}"
     weights = {r: w for r, w in zip(LINE_REASONS, (8, 3, 1, 6, 5, 2, 1))}
-    out: dict[str, list[dict]] = {"contributions": [], "refunds": [], "results": [], "alerts": [], "reversals": []}
+    out: dict[str, list[dict]] = {"contributions": [], "refunds": [], "results": [], "alerts": [], "reversals": [],
+                                  **sample_social_payments(month, rng, people, orders_per_day)}
     day = date(year, mon, 1)
     n = 0
     while day.month == mon:
@@ -426,6 +456,73 @@ def sample_records(month: str = "2026-01", seed: int = 7, orders_per_day: int = 
     return out
 
 
+# Recipients per payment type, per 60 orders a day of the sample.
+_RECIPIENTS = {"loss_of_working_capacity": 30, "loss_of_breadwinner": 20, "loss_of_job": 50,
+               "pregnancy_and_childbirth": 25, "adoption": 3, "child_care": 60}
+
+
+def sample_social_payments(month: str, rng: random.Random, people: list[str],
+                           orders_per_day: int = 60) -> dict[str, list[dict]]:
+    """Decision results and posted transfers as the recipients ledger writes them: assignments
+    decided in the months before (some ending before or during this month), this month's new
+    assignments, suspensions and terminations, a payment for each recipient active in the month
+    (a few overpaid), and a few returns of overpayments."""
+    year, mon = int(month[:4]), int(month[5:])
+    first = date(year, mon, 1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    decisions: list[dict] = []
+    transfers: list[dict] = []
+
+    def result(n: str, iin: str, ptype: str, kind: str, decided: date, effective: date, end: date | None) -> None:
+        decisions.append({"decision_id": n, "iin": iin, "decision": kind, "payment_type": ptype, "status": "applied",
+                          "assignment_no": 1, "decided_on": decided.isoformat(),
+                          "effective_from": effective.isoformat(), "end_date": end and end.isoformat()})
+
+    def at(day: date) -> str:
+        return datetime(day.year, day.month, day.day, rng.randrange(9, 18), rng.randrange(60), tzinfo=ALMATY).isoformat()
+
+    for ptype in PAYMENT_TYPES:
+        n_recipients = max(1, _RECIPIENTS[ptype] * orders_per_day // 60)
+        for i, iin in enumerate(rng.sample(people, n_recipients)):
+            tag = f"{month}-{ptype}-{i}"
+            new = rng.random() < 0.12
+            start = first + timedelta(days=rng.randrange(20)) if new else first - timedelta(days=rng.randrange(20, 300))
+            months = rng.choice((None, 3, 6, 12))
+            end = None
+            if months is not None:
+                end_month = date(start.year + (start.month - 1 + months) // 12, (start.month - 1 + months) % 12 + 1, 1)
+                end = end_month - timedelta(days=1)
+            result(f"{tag}/assign", iin, ptype, "assign", start, start, end)
+            if end is not None and end < first:
+                continue  # the term is over: no payment, not active
+            monthly = rng.randrange(40_000, 160_000) * 100
+            event = rng.random()
+            day = first + timedelta(days=rng.randrange(5, 25))
+            if event < 0.05:
+                result(f"{tag}/suspend", iin, ptype, "suspend", day, day, end)
+            elif event < 0.08:
+                result(f"{tag}/terminate", iin, ptype, "terminate", day, day + timedelta(days=1), day)
+            paid = first + timedelta(days=rng.randrange(9, 26))
+            if start > last:
+                continue
+            overpaid = monthly // 2 if rng.random() < 0.04 else 0
+            gross = monthly + overpaid
+            withheld = gross // 10
+            transfers.append({"entry_id": f"{tag}/pay", "iin": iin, "payment_type": ptype, "kind": "payment",
+                              "gross_amount": format_tiyn(gross), "pension_contribution_withheld": format_tiyn(withheld),
+                              "net_amount": format_tiyn(gross - withheld), "overpaid_amount": format_tiyn(overpaid),
+                              "applied_to_overpayment": "0.00", "received_at": at(paid)})
+            if overpaid and rng.random() < 0.5:
+                back = overpaid // 2
+                transfers.append({"entry_id": f"{tag}/return", "iin": iin, "payment_type": ptype, "kind": "return",
+                                  "gross_amount": format_tiyn(back), "pension_contribution_withheld": "0.00",
+                                  "net_amount": format_tiyn(back), "overpaid_amount": "0.00",
+                                  "applied_to_overpayment": format_tiyn(back),
+                                  "received_at": at(min(last, paid + timedelta(days=3)))})
+    decisions.sort(key=lambda r: r["decided_on"])  # the ledger's order: as decided
+    return {"decisions": decisions, "social_payments": transfers}
+
+
 def sample_report(month: str = "2026-01", seed: int = 7, orders_per_day: int = 60, partitions: int = 4) -> dict:
     """A `final` of a synthetic month, assembled as the pipeline does: partials per partition, merged,
     with a delta against a preliminary that missed the month's last order."""
@@ -457,7 +554,7 @@ def sample_report(month: str = "2026-01", seed: int = 7, orders_per_day: int = 6
     covers = merge_covers(p.covers for ps in streams.values() for p in ps)
 
     generated = final_due(month, default_calendar())
-    return build_report(month, "final", 0, generated, figures(), covers, previous=preliminary)
+    return build_report(month, "final", 0, generated, figures(), covers, previous=preliminary, parts=PARTS)
 
 
 def main(argv: list[str] | None = None) -> int:

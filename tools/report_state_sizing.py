@@ -4,6 +4,12 @@ members), counted in batches of 5,000 and committed as the streams do; then the 
 compacted and its files measured, and the changelog's records summed.
 
     python -m tools.report_state_sizing [N]
+    python -m tools.report_state_sizing --social [N]
+
+`--social`: N recipients of social payments (one partition) over six months: an assign each, a
+payment a month (one in twenty overpaid, half of those returned in part), a suspension for one in
+ten; counted with the month-end figures and again without them (the timelines switched off), so
+the difference is what the month-end figures cost.
 """
 from __future__ import annotations
 
@@ -56,8 +62,84 @@ def measure(n: int = 1_000_000, batch: int = 5_000, seed: int = 7) -> dict:
             "directory": str(directory)}
 
 
+def social_records(n: int, seed: int = 7) -> dict[str, list[bytes]]:
+    """Decision results and posted transfers of `n` recipients, as the recipients ledger writes them."""
+    rng = random.Random(seed)
+    decisions, transfers = [], []
+    types = ("loss_of_job", "child_care", "loss_of_working_capacity")
+    for j in range(n):
+        iin = f"{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{j % 1_000_000:06d}"
+        ptype = types[j % 3]
+        decisions.append({"decision_id": f"A{j}", "iin": iin, "decision": "assign", "payment_type": ptype,
+                          "status": "applied", "assignment_no": 1, "decided_on": "2026-06-03",
+                          "effective_from": "2026-06-01", "end_date": "2027-05-31"})
+        if j % 10 == 0:
+            decisions.append({"decision_id": f"S{j}", "iin": iin, "decision": "suspend", "payment_type": ptype,
+                              "status": "applied", "assignment_no": 1, "decided_on": "2026-09-10",
+                              "effective_from": "2026-09-10", "end_date": "2027-05-31"})
+        for month in range(6, 12):
+            overpaid = "30000.00" if rng.random() < 0.05 else "0.00"
+            at = f"2026-{month:02d}-20T11:00:00+05:00"
+            transfers.append({"entry_id": f"P{j}-{month}", "iin": iin, "payment_type": ptype, "kind": "payment",
+                              "gross_amount": "90000.00", "pension_contribution_withheld": "9000.00",
+                              "net_amount": "81000.00", "overpaid_amount": overpaid, "applied_to_overpayment": "0.00",
+                              "received_at": at})
+            if overpaid != "0.00" and rng.random() < 0.5:
+                transfers.append({"entry_id": f"R{j}-{month}", "iin": iin, "payment_type": ptype, "kind": "return",
+                                  "gross_amount": "10000.00", "pension_contribution_withheld": "0.00",
+                                  "net_amount": "10000.00", "overpaid_amount": "0.00",
+                                  "applied_to_overpayment": "10000.00", "received_at": at})
+    return {"decisions": [orjson.dumps(r) for r in decisions], "social_payments": [orjson.dumps(r) for r in transfers]}
+
+
+def measure_social(n: int = 200_000, batch: int = 5_000, month_end: bool = True) -> dict:
+    import streams.report_partitions as rp
+
+    records = social_records(n)
+    directory = Path(tempfile.mkdtemp(prefix="esep-report-social-"))
+    store = ReportStore(directory / "report")
+    sp = StreamPartition("persons", 0, store, default_calendar())
+    saved = rp.TIMELINE_SOURCES
+    rp.TIMELINE_SOURCES = saved if month_end else ()
+    cpu: dict[str, float] = {}
+    changelog_bytes = 0
+    try:
+        for source in ("decisions", "social_payments"):
+            values = records[source]
+            t = time.process_time()
+            for start in range(0, len(values), batch):
+                sp.apply(source, values[start:start + batch], Applied())
+                entries = sp.take_changes()
+                store.apply(entries, {})
+                sp.committed()
+                changelog_bytes += sum(len(k) + len(v) for k, v in entries)
+            cpu[source] = (time.process_time() - t) / len(values) * 1e6
+    finally:
+        rp.TIMELINE_SOURCES = saved
+    store.db.compact_range(None, None)
+    store.db.flush()
+    size = sum(p.stat().st_size for p in (directory / "report").rglob("*") if p.is_file())
+    base = "social_payments/by_type/loss_of_job/"
+    return {"recipients": n, "decisions": len(records["decisions"]), "transfers": len(records["social_payments"]),
+            "cpu_us_per_decision": cpu["decisions"], "cpu_us_per_transfer": cpu["social_payments"],
+            "store_mib": size / 2**20, "changelog_mib": changelog_bytes / 2**20,
+            "active_at_november_end": sp.figures("2026-11").get(base + "recipients_active_at_month_end", 0),
+            "month_end_diffs": sum(len(d) for d in sp.month_end.diffs.values())}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--social":
+        n = int(args[1]) if len(args) > 1 else 200_000
+        with_, without = measure_social(n), measure_social(n, month_end=False)
+        print(f"{n:,} recipients, {with_['decisions']:,} decision results, {with_['transfers']:,} posted transfers, "
+              f"one partition, batches of 5,000")
+        for name, m in (("with the month-end figures", with_), ("without them", without)):
+            print(f"{name}: {m['cpu_us_per_decision']:.1f} us CPU per decision, {m['cpu_us_per_transfer']:.1f} us per "
+                  f"transfer; store {m['store_mib']:.1f} MiB, changelog {m['changelog_mib']:.1f} MiB; "
+                  f"{m['month_end_diffs']} month-end diff entries; loss_of_job active at November's end "
+                  f"{m['active_at_november_end']:,}")
+        return 0
     m = measure(int(args[0]) if args else 1_000_000)
     print(f"{m['participants']:,} participants, {m['lines']:,} lines in one month of one partition")
     print(f"store (rocksdict, compacted, every file): {m['store_mib']:.1f} MiB = "

@@ -63,7 +63,8 @@ def decide_decision(state: RecipientState, decision, registry_person, at: str) -
     if outcome is None:
         return Decided(state, Emission(), repeat=True)
     out = Emission()
-    out.add(records.DECISION_RESULTS, decision.iin, records.decision_result(decision, outcome, at))
+    end = new.current.end if new.current is not None else None
+    out.add(records.DECISION_RESULTS, decision.iin, records.decision_result(decision, outcome, at, end))
     if outcome.status == "applied":
         new.has_record = True
         out.add(records.ACCOUNTS, records.account_key(new), records.account(new, at))

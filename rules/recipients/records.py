@@ -26,7 +26,10 @@ def _money(tiyn: int | None) -> str | None:
     return None if tiyn is None else format_tiyn(tiyn)
 
 
-def decision_result(decision, outcome: DecisionOutcome, at: str) -> dict:
+def decision_result(decision, outcome: DecisionOutcome, at: str, end_date: str | None = None) -> dict:
+    """`end_date` (a product addition): the end of the current assignment after the decision, as
+    recipients.accounts shows it (null when open or when there is none). The monthly report needs
+    the term of each assignment from a topic kept forever, and this is the one keyed by IIN."""
     return {
         "schema_version": SCHEMA_VERSION,
         "decision_id": decision.decision_id,
@@ -40,6 +43,7 @@ def decision_result(decision, outcome: DecisionOutcome, at: str) -> dict:
         "assignment_no": outcome.assignment_no,
         "decided_on": decision.decided_on.isoformat(),
         "effective_from": decision.effective_from.isoformat(),
+        "end_date": end_date,
         "rejected_entries": [],
         "decided_at": at,
     }

@@ -12,6 +12,10 @@ Each record counts once however often it is delivered: additive figures are guar
 id in a `SeenIds` store (memory here, a rocksdict store in the worker), distinct sets are idempotent
 by themselves. A record counts in the Asia/Almaty month of its `received_at` (decisions: of their
 `decided_on`).
+
+The two month-end figures of the social payments (recipients active, overpayments outstanding) are
+not additive by month: each decision and transfer changes its recipient's timeline, and the
+partition's `MonthEnd` the months from its counting month on (month_end.py).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from rules.money import parse_amount
 
 from .figures import Figures
 from .idset import IdSet
+from .month_end import TIMELINE_SOURCES, MonthEnd, Timeline, changed_timeline, recipient_of
 from .months import day_of_instant, month_of_date, month_of_instant
 
 __all__ = ["SOURCES", "MemorySeen", "MonthPartial", "Partial", "SeenIds", "amount_of", "seen_key"]
@@ -82,15 +87,11 @@ class MonthPartial:
     counters: Counter = field(default_factory=Counter)
     participants: IdSet = field(default_factory=IdSet)
     payers: IdSet = field(default_factory=IdSet)
-    # Provisional input from the recipients ledger: (iin, payment_type) -> (active, outstanding tiyn)
-    # at month end, the latest snapshot winning.
-    recipients: dict[tuple[str, str], tuple[bool, int]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """A snapshot for the partition's store and changelog; `from_bytes` restores it exactly."""
         head = json.dumps({
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
-            "recipients": [[iin, ptype, active, owed] for (iin, ptype), (active, owed) in sorted(self.recipients.items())],
         }, separators=(",", ":")).encode("utf-8")
         parts = [head, self.participants.to_bytes(), self.payers.to_bytes()]
         return b"".join(struct.pack("<I", len(p)) + p for p in parts)
@@ -106,8 +107,7 @@ class MonthPartial:
         if pos != len(data):
             raise ValueError("trailing bytes after a month partial")
         head = json.loads(chunks[0])
-        return cls(Counter(head["counters"]), IdSet.from_bytes(chunks[1]), IdSet.from_bytes(chunks[2]),
-                   {(iin, ptype): (active, owed) for iin, ptype, active, owed in head["recipients"]})
+        return cls(Counter(head["counters"]), IdSet.from_bytes(chunks[1]), IdSet.from_bytes(chunks[2]))
 
     def figures(self) -> Figures:
         out = {k: v for k, v in self.counters.items() if v}
@@ -115,16 +115,6 @@ class MonthPartial:
             out["contributions/participants"] = len(self.participants)
         if self.payers:
             out["contributions/payers"] = len(self.payers)
-        active: Counter[str] = Counter()
-        outstanding: Counter[str] = Counter()
-        for (_, ptype), (is_active, owed) in self.recipients.items():
-            base = f"social_payments/by_type/{ptype}/"
-            if is_active:
-                active[base + "recipients_active_at_month_end"] += 1
-            if owed:
-                outstanding[base + "overpaid_outstanding_at_month_end"] += owed
-        out.update(active)
-        out.update(outstanding)
         return out
 
 
@@ -208,10 +198,6 @@ def _result(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
         mp.counters["contributions/decided_after_deadline"] += 1
 
 
-def _recipient(mp: MonthPartial, r: Record, calendar: BusinessCalendar) -> None:
-    mp.recipients[(r["iin"], r["payment_type"])] = (bool(r["active"]), amount_of(r["overpaid_outstanding"]))
-
-
 @dataclass(frozen=True)
 class _Source:
     month: Callable[[Record], str]
@@ -234,12 +220,12 @@ SOURCES: dict[str, _Source] = {
     "decisions": _Source(lambda r: month_of_date(r["decided_on"]), lambda r: r["decision_id"], _decision,
                          counts=lambda r: r["status"] == "applied" and r["decision"] in DECISION_COUNTERS),
     "social_payments": _Source(_received, lambda r: r["entry_id"], _social_payment),
-    "recipients": _Source(lambda r: r["month"], None, _recipient),
 }
 
 
 class Partial:
-    """All months of one partition of one stream."""
+    """All months of one partition of one stream (the reference: the worker keeps the same in a
+    store, streams/report_partitions.py)."""
 
     def __init__(self, calendar: BusinessCalendar | None = None, seen: SeenIds | None = None) -> None:
         self.calendar = calendar or default_calendar()
@@ -247,6 +233,8 @@ class Partial:
         self.months: dict[str, MonthPartial] = {}
         # topic -> partition -> next offset: what this partial has read, for the report's `covers`.
         self.covers: dict[str, dict[int, int]] = {}
+        self.timelines: dict[tuple[str, str], Timeline] = {}
+        self.month_end = MonthEnd()
 
     def apply(self, source: str, record: Record, *, topic: str | None = None, partition: int | None = None,
               offset: int | None = None) -> str | None:
@@ -266,8 +254,17 @@ class Partial:
         if mp is None:
             mp = self.months[month] = MonthPartial()
         spec.apply(mp, record, self.calendar)
+        key = recipient_of(record) if source in TIMELINE_SOURCES else None
+        if key is not None:
+            old = self.timelines.get(key)
+            new = changed_timeline(source, old, record)
+            if new is not None:
+                self.timelines[key] = new
+                self.month_end.update(key[1], old, new)
         return month
 
     def figures(self, month: str) -> Figures:
         mp = self.months.get(month)
-        return mp.figures() if mp is not None else {}
+        out = mp.figures() if mp is not None else {}
+        out.update(self.month_end.figures(month))
+        return out

@@ -14,7 +14,7 @@ from rules.calendar import BusinessCalendar, default_calendar
 
 from .aggregate import DECISION_COUNTERS, amount_of, decided_late
 from .figures import Figures
-from .months import day_of_instant, month_of_date, month_of_instant
+from .months import day_of_instant, last_day, month_of_date, month_of_instant
 
 __all__ = ["recount"]
 
@@ -94,13 +94,62 @@ def recount(month: str, records: Mapping[str, Iterable[Record]],
             f[base + "returns/count"] += 1
             f[base + "returns/amount"] += amount_of(r["gross_amount"])
 
-    latest: dict[tuple[str, str], Record] = {}
-    for r in records.get("recipients", ()):
-        if r["month"] == month:
-            latest[(r["iin"], r["payment_type"])] = r
-    for (_, ptype), r in latest.items():
-        base = f"social_payments/by_type/{ptype}/"
-        f[base + "recipients_active_at_month_end"] += 1 if r["active"] else 0
-        f[base + "overpaid_outstanding_at_month_end"] += amount_of(r["overpaid_outstanding"])
+    applied = [r for r in _first_by_id(records.get("decisions", ()), "decision_id")
+               if r["status"] == "applied" and r["decision"] in DECISION_COUNTERS]
+    for ptype, n in _active_at_month_end(month, applied).items():
+        f[f"social_payments/by_type/{ptype}/recipients_active_at_month_end"] += n
+    owed = _outstanding_at_month_end(month, _first_by_id(records.get("social_payments", ()), "entry_id"))
+    for ptype, tiyn in owed.items():
+        f[f"social_payments/by_type/{ptype}/overpaid_outstanding_at_month_end"] += tiyn
 
     return {k: v for k, v in f.items() if v}
+
+
+# --- month-end figures (docs/report-pipeline.md, section 7), from every month's records -----------
+
+def _active_at_month_end(month: str, decisions: list[Record]) -> Counter[str]:
+    """Recipients active on the month's last day, per payment type: for each (IIN, type), the
+    decisions decided by that day, in topic order."""
+    day = last_day(month).isoformat()
+    by_recipient: dict[tuple[str, str], list[Record]] = {}
+    for r in decisions:
+        if r["decided_on"] <= day:
+            by_recipient.setdefault((r["iin"], r["payment_type"]), []).append(r)
+    out: Counter[str] = Counter()
+    for (_, ptype), known in by_recipient.items():
+        if _active_on(day, known):
+            out[ptype] += 1
+    return out
+
+
+def _active_on(day: str, known: list[Record]) -> bool:
+    numbers = [r["assignment_no"] for r in known if r["decision"] == "assign"]
+    for number in reversed(numbers):
+        # Only what came after this number's (last) assign belongs to it.
+        start = max(i for i, r in enumerate(known) if r["decision"] == "assign" and r["assignment_no"] == number)
+        own = [r for r in known[start:] if r["assignment_no"] == number]
+        ends = [r["end_date"] for r in own if "end_date" in r]
+        end = ends[-1] if ends else None
+        if own[0]["effective_from"][:7] > day[:7] or (end is not None and end < day):
+            continue  # its term does not hold the day: an earlier assignment may
+        effective = [r for r in own if r["decision"] in ("assign", "suspend", "resume") and r["effective_from"] <= day]
+        return bool(effective) and effective[-1]["decision"] != "suspend"
+    return False
+
+
+def _outstanding_at_month_end(month: str, transfers: list[Record]) -> Counter[str]:
+    """Per payment type, the sum over recipients of overpaid minus applied to overpayments by the
+    month's end (each recipient's balance floored at zero)."""
+    balance: Counter[tuple[str, str]] = Counter()
+    for r in transfers:
+        if month_of_instant(r["received_at"]) > month:
+            continue
+        key = (r["iin"], r["payment_type"])
+        if r["kind"] == "payment":
+            balance[key] += amount_of(r["overpaid_amount"])
+        else:
+            balance[key] -= amount_of(r["applied_to_overpayment"])
+    out: Counter[str] = Counter()
+    for (_, ptype), tiyn in balance.items():
+        out[ptype] += max(0, tiyn)
+    return out

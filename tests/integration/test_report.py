@@ -20,6 +20,7 @@ from rules.report.versions import next_midnight
 from streams.report_assembly import held
 from streams.report_clock import write_clock
 from rules.money import format_tiyn, parse_amount
+from tools.fund_synthetic import decision as fund_decision, transfer as fund_transfer
 from tools.report_recount import compare, read_topic, read_versions, recount_at, run_files
 from tools.synthetic import Scenario, make_orders, make_registry
 
@@ -94,6 +95,56 @@ def wait_metric(worker, name: str, predicate, timeout: float = 60) -> float:
     raise AssertionError(f"{name} is {value}\n{worker.log_tail(60)}")
 
 
+JOB = "loss_of_job"
+CARE = "child_care"
+
+
+def fund_november(persons: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The Fund's decisions (all decided in November) and transfers (received in November) of five
+    recipients, and what the report must say of them at November's end:
+    A (child care) assigned from October, paid; B assigned for November only (its last day within the
+    term), paid twice the amount (overpaid 60,000.00), returns 20,000.00; C suspended from 15 November;
+    D terminated from 1 December (active on the 30th); E assigned and refused nothing: a refusal of
+    another type (F, refused: never active)."""
+    a, b, c, d, f = persons
+    decisions = [
+        fund_decision(a, CARE, "assign", "2026-10-01", "DA1", decided_on="2026-11-02", monthly_amount="50000.00"),
+        fund_decision(b, JOB, "assign", "2026-11-01", "DB1", decided_on="2026-11-03", monthly_amount="60000.00",
+                      term_months=1),
+        fund_decision(c, JOB, "assign", "2026-11-01", "DC1", decided_on="2026-11-04", monthly_amount="70000.00"),
+        fund_decision(c, JOB, "suspend", "2026-11-15", "DC2", decided_on="2026-11-14"),
+        fund_decision(d, JOB, "assign", "2026-11-05", "DD1", decided_on="2026-11-05", monthly_amount="80000.00"),
+        fund_decision(d, JOB, "terminate", "2026-12-01", "DD2", decided_on="2026-11-20"),
+        fund_decision(f, JOB, "refuse", "2026-11-10", "DF1", decided_on="2026-11-10"),
+    ]
+    transfers = [
+        fund_transfer(a, CARE, "2026-11", "50000.00", "TA1", received_at="2026-11-20T11:00:00+05:00"),
+        fund_transfer(b, JOB, "2026-11", "120000.00", "TB1", received_at="2026-11-21T11:00:00+05:00"),
+        fund_transfer(c, JOB, "2026-11", "70000.00", "TC1", received_at="2026-11-10T11:00:00+05:00"),
+    ]
+    returns = [fund_transfer(b, JOB, "2026-11", "20000.00", "TB2", kind="return",
+                             received_at="2026-11-26T11:00:00+05:00")]
+    return decisions, transfers + returns
+
+
+def send_fund(stack: Stack, decisions: list[dict], transfers: list[dict], workers) -> None:
+    """Decisions first, then (once they are decided) the transfers: a payment is judged against the
+    assignments its ledger knows."""
+    t = stack.topics
+    before = len(read_topic(stack.bootstrap, t.decision_results))
+    for v in decisions:
+        stack.send(t.payment_decisions, v["iin"].encode(), json.dumps(v, ensure_ascii=False).encode())
+    stack.flush()
+    wait_until(lambda: len(read_topic(stack.bootstrap, t.decision_results)) >= before + len(decisions),
+               "the decisions' results", workers)
+    before = len(read_topic(stack.bootstrap, t.social_payments))
+    for v in transfers:
+        stack.send(t.payment_transfers, v["iin"].encode(), json.dumps(v, ensure_ascii=False).encode())
+    stack.flush()
+    wait_until(lambda: len(read_topic(stack.bootstrap, t.social_payments)) >= before + len(transfers),
+               "the posted transfers", workers)
+
+
 def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(broker, tmp_path):
     clock = tmp_path / "clock"
     write_clock(clock, datetime(2026, 11, 28, 12, 0, tzinfo=ALMATY))
@@ -123,6 +174,10 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         wait_until(lambda: len(read_topic(stack.bootstrap, stack.topics.posted_reversals)) >= 2, "two reversals",
                    [worker])
 
+        # The Fund's November: decisions, payments and a return (Part 2's social payments).
+        living = [p for p in registry if p.get("death_date") is None][:6]
+        send_fund(stack, *fund_november(living[:5]), [worker])
+
         # Before the month ends nothing is due, whatever is counted.
         wait_metric(worker, 'esep_report_partials_held{month="2026-11"}', lambda v: v > 0)
         assert worker.metric("esep_report_months_open") == 2  # November and December
@@ -139,6 +194,16 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         assert prelim["contributions"]["reversals"] == {
             "lines": 2, "amount": format_tiyn(sum(parse_amount(e["amount"]) for e in chosen))}
         assert read_versions(stack.bootstrap, stack.topics, "2026-12") == [], "December has not ended"
+        social = prelim["social_payments"]["by_type"]
+        assert prelim["parts"] == ["contributions", "social_payments"]
+        assert social[CARE]["recipients_active_at_month_end"] == 1 and social[CARE]["assigned"] == 1
+        job = social[JOB]
+        assert (job["recipients_active_at_month_end"], job["assigned"], job["suspended"], job["terminated"],
+                job["refused"]) == (2, 3, 1, 1, 1), job  # B (term to 30 November) and D (terminated from 1 December)
+        assert job["payments"] == {"count": 2, "gross": "190000.00", "withheld": "19000.00", "net": "171000.00"}
+        assert job["overpaid"] == {"count": 1, "amount": "60000.00"}
+        assert job["returns"] == {"count": 1, "amount": "20000.00"}
+        assert job["overpaid_outstanding_at_month_end"] == "40000.00"
 
         # The end of the 5th business day after it: the final, nothing changed since.
         due = final_due(NOV, _calendar(), 5)
@@ -155,6 +220,10 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         # A notification received in November, delivered after its final: one revised at 24:00.
         late = orders_over([datetime(2026, 11, 30, 18, 0, tzinfo=ALMATY)], registry, 3, 99, "LATE")
         send(stack, late)
+        # A suspension decided on 28 November reaches the ledger after the final: B is not active at
+        # November's end after all.
+        b = living[1]
+        send_fund(stack, [fund_decision(b, JOB, "suspend", "2026-11-28", "DB2", decided_on="2026-11-28")], [], [worker])
         late_ids = {r.expect["notification_id"] for r in late if r.kind == "order"}
         outputs.wait_for(lambda o: o.result_ids() >= late_ids, what="the late results", workers=[worker])
         wait_metric(worker, "esep_report_months_open", lambda v: v == 2)  # November changed since its final
@@ -164,6 +233,8 @@ def test_preliminary_final_and_revised_on_an_injected_clock_equal_the_recount(br
         change = flatten(revised["delta"])
         assert change == {k: v for k, v in _diff(held(flatten(revised)), held(flatten(final))).items()}
         assert change["contributions/lines_posted"] == expected_posted_lines(late, NOV) > 0
+        assert change[f"social_payments/by_type/{JOB}/recipients_active_at_month_end"] == -1
+        assert change[f"social_payments/by_type/{JOB}/suspended"] == 1
 
         versions = read_versions(stack.bootstrap, stack.topics, NOV)
         assert [v["version"] for v in versions] == ["preliminary", "final", "revised"]

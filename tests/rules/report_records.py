@@ -37,20 +37,20 @@ def alert(alert_id: str, iin: str = "581225356784", *, received_at: str = JAN) -
 
 
 def decision(decision_id: str, iin: str = "870314312348", *, decision: str = "assign", status: str = "applied",
-             payment_type: str | None = "loss_of_job", decided_on: str = "2026-01-10") -> dict:
+             payment_type: str | None = "loss_of_job", decided_on: str = "2026-01-10", effective_from: str | None = None,
+             assignment_no: int | None = 1, end_date: str | None = None) -> dict:
+    """A `fund.decision-results` record; `effective_from` defaults to `decided_on`."""
     return {"schema_version": 1, "decision_id": decision_id, "iin": iin, "decision": decision,
-            "payment_type": payment_type, "status": status, "decided_on": decided_on}
+            "payment_type": payment_type, "status": status, "reason": None, "state_before": None, "state_after": None,
+            "assignment_no": assignment_no, "decided_on": decided_on, "effective_from": effective_from or decided_on,
+            "end_date": end_date, "rejected_entries": [], "decided_at": "2026-01-10T10:00:00+05:00"}
 
 
 def social_payment(transfer_id: str, iin: str = "870314312348", *, kind: str = "payment",
                    payment_type: str = "loss_of_job", gross: str = "60000.00", withheld: str = "6000.00",
-                   net: str = "54000.00", overpaid: str = "0.00", received_at: str = JAN) -> dict:
+                   net: str = "54000.00", overpaid: str = "0.00", applied: str = "0.00", received_at: str = JAN) -> dict:
+    """A `posted.social-payments` record: `overpaid` for a payment, `applied` (to overpayments) for a return."""
     return {"schema_version": 1, "entry_id": transfer_id, "iin": iin, "payment_type": payment_type, "kind": kind,
             "gross_amount": gross, "pension_contribution_withheld": withheld, "net_amount": net,
-            "overpaid_amount": overpaid, "received_at": received_at}
-
-
-def recipient(iin: str, *, payment_type: str = "loss_of_job", month: str = "2026-01", active: bool = True,
-              outstanding: str = "0.00") -> dict:
-    return {"iin": iin, "payment_type": payment_type, "month": month, "active": active,
-            "overpaid_outstanding": outstanding}
+            "covered_amount": "0.00" if kind == "return" else gross, "overpaid_amount": overpaid,
+            "applied_to_overpayment": applied, "unmatched_amount": "0.00", "received_at": received_at}
