@@ -20,9 +20,13 @@ One batch, as numbered steps (the posting agent's shape):
 7. return: the caller acknowledges the input offsets.
 
 A crash before 5 decides the batch again from the same state; between 5 and 6 the redelivery
-re-emits from the outbox. The outbox keeps only the outputs of the key's latest write: a later
-write of the key happens after the earlier batch's outputs were acknowledged, so a redelivery whose
-outbox entry is gone had its outputs delivered and emits nothing more.
+re-emits from the outbox. A write of a key drops from its outbox only the outputs of inputs known to
+be acknowledged: below the offset this worker's finished batches reached in their partition
+(`KeyedLedgerProcessor.acknowledged`). A later write of the key is NOT proof enough:
+the two inputs of a key (two topics, one partition number) are committed apart, so after a crash a
+record of the other topic can write the key before the crashed batch's record comes again; had it
+dropped that record's outputs, the redelivery would find none and they would never be sent. A
+redelivery whose outbox entry is gone had its outputs delivered and emits nothing more.
 
 Entry encoding: `[version, partition, due_ms, pending, facts]` + b"\\n" + body JSON, so that the
 store's index reads the small header only. Index keys: `t/<due_ms:015>/<partition>/<key>` (timer),
@@ -131,16 +135,24 @@ class Entry:
     fresh_outbox: bool = False  # the outbox was reset in this write
     resent: set[str] = field(default_factory=set)  # ids re-emitted from the outbox in this batch
 
-    def emit(self, rid: str, outputs: list[Output]) -> None:
+    def emit(self, rid: str, outputs: list[Output], acknowledged: Callable[[list], bool]) -> None:
+        """Record `outputs` under `rid`. The first emission of a write drops the outputs of earlier
+        inputs that `acknowledged(position)` knows were acknowledged; the others stay for their
+        redelivery. A pending entry keeps everything: the restore re-sends its whole outbox."""
         if not self.fresh_outbox:
-            # Earlier writes' outputs were acknowledged before this batch began (unless pending),
-            # except those this batch re-emits for a redelivery: not acknowledged yet.
             if not self.pending:
-                self.outbox = {k: v for k, v in self.outbox.items() if k in self.resent}
+                self.outbox = {k: v for k, v in self.outbox.items()
+                               if k in self.resent or not self._acknowledged(k, acknowledged)}
             self.fresh_outbox = True
         if outputs:
             self.outbox[rid] = list(outputs)
         self.changed = True
+
+    def _acknowledged(self, rid: str, acknowledged: Callable[[list], bool]) -> bool:
+        position = self.src.get(rid)
+        # Not in `src`: an input without an id, decided again when it comes again; its outbox
+        # entry is never re-emitted, so keeping it would serve nothing.
+        return position is None or acknowledged(position)
 
 
 @dataclass(slots=True)
@@ -282,11 +294,23 @@ class KeyedLedgerProcessor:
         self.kinds = {k.topic: k for k in ledger.kinds}
         self.restored: set[int] = set()
         self.lock = asyncio.Lock()  # batches, timers and restores all change entries: one at a time
+        # (topic, partition) -> the offset after the inputs of this worker's finished batches (their
+        # outputs acknowledged): what tells an outbox entry acknowledged, and the lag.
         self.next_offsets: dict[tuple[str, int], int] = {}
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Revoked: another worker may write these partitions' entries before we get them back."""
         self.restored.difference_update(partitions)
+
+    def acknowledged(self, position: list) -> bool:
+        """Whether the outputs of the input at `position` ([topic, partition, offset]) are known to
+        be acknowledged: a finished batch of this worker reached past it. A partition's batches
+        come in offset order from the committed offset (faust seeks there at every assignment), and
+        an offset is committed only after its batch finished, so every input below the mark had its
+        outputs acknowledged, by this worker or before the commit. Stays true when the partition
+        leaves and comes back: a position names one record, decided once."""
+        topic, partition, offset = position
+        return offset < self.next_offsets.get((topic, partition), 0)
 
     # ---- the input path ---------------------------------------------------------------------------
 
@@ -336,9 +360,9 @@ class KeyedLedgerProcessor:
             if it.rid is not None:
                 entry.src[it.rid] = pos
             entry.changed = True
-            entry.emit(it.rid or f"@{it.record.partition}/{it.record.offset}", verdict.outputs)
+            entry.emit(it.rid or f"@{it.record.partition}/{it.record.offset}", verdict.outputs, self.acknowledged)
             for rid, outs in verdict.released.items():
-                entry.emit(rid, outs)
+                entry.emit(rid, outs, self.acknowledged)
                 entry.pending = True
                 summary.released += 1
             outputs.extend(o.record() for o in verdict.outputs)
@@ -523,7 +547,7 @@ class KeyedLedgerProcessor:
             before_due = entry.due
             released = fn(entry, ctx)
             for rid, outs in released.items():
-                entry.emit(rid, outs)
+                entry.emit(rid, outs, self.acknowledged)
                 entry.pending = True
                 outputs.extend(o.record() for o in outs)
             if entry.changed or self.ledger.due(entry.state) != before_due:
