@@ -8,7 +8,10 @@ person's decisions and transfers meet in one coroutine, in the order the worker 
 Its state changelog is written with the input's partition number, never by key hash.
 
 One faust event is one record (they are ~1 KB), and `noack_take` makes the batch the unit of work:
-decide, one changelog write, one output send, then the offsets are acknowledged."""
+decide, one changelog write, one output send, then the offsets are acknowledged.
+
+A stall watch (streams/stall_watch.py) fails the worker when records wait on its partitions and no
+batch finished for `ESEP_STALL_S`: whatever keeps the agent from going on, it does not idle."""
 from __future__ import annotations
 
 import asyncio
@@ -29,6 +32,7 @@ from .keyed_ledger import KeyedLedgerProcessor, open_ledger_store
 from .records import InputRecord
 from .recipients import RecipientsLedger, state_keys_of
 from .settings import Settings
+from .stall_watch import StallWatch, check_interval
 
 log = logging.getLogger("esep.recipients")
 
@@ -42,6 +46,7 @@ class RecipientsRuntime:
         self.processor: KeyedLedgerProcessor | None = None
         self.started = asyncio.Event()
         self.changed_iins: set[str] = set()
+        self.watch = StallWatch("recipients agent", settings.stall_s)
 
     async def start(self) -> None:
         """After the worker is ready: the registry replica caught up (RECIPIENT_MISMATCH and the
@@ -67,6 +72,53 @@ class RecipientsRuntime:
         except ConsumerNotStarted:
             return []
         return [tp.partition for tp in assignment if tp.topic == topic]
+
+    async def waiting(self) -> int:
+        """Input records on the owned partitions past what the agent finished; where no batch of
+        this worker finished yet, past faust's committed offset, or else the fetch position."""
+        t = self.settings.topics
+        consumer = self.app.consumer
+        try:
+            tps = [tp for tp in consumer.assignment() if tp.topic in (t.payment_decisions, t.payment_transfers)]
+        except ConsumerNotStarted:
+            return 0
+        if not tps:
+            return 0
+        ends = await consumer.highwaters(*tps)
+        done = self.processor.next_offsets if self.processor is not None else {}
+        # faust's committed offsets: found at the assignment, then its own commits.
+        committed = getattr(consumer, "_committed_offset", None) or {}
+        n = 0
+        for tp in tps:
+            end = ends.get(tp)
+            if end is None:
+                continue
+            known = [o for o in (done.get((tp.topic, tp.partition)), committed.get(tp)) if o is not None]
+            base = max(known) if known else await consumer.position(tp)
+            if base is not None:
+                n += max(0, end - base)
+        return n
+
+    async def check_stall(self) -> None:
+        """Fails the worker when its records wait and no batch finished for `ESEP_STALL_S`. Starting,
+        stopping, failed or rebalancing: nothing is expected of the agent, the count restarts."""
+        lifecycle = self.runtime.lifecycle
+        if (not self.runtime.ready.is_set() or lifecycle.failure is not None or lifecycle.stopping
+                or self.app.rebalancing):
+            self.watch.progressed()
+            return
+        try:
+            waiting = await self.waiting()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The broker out of reach: the agent's sends retry, nothing is expected of it until it is back.
+            log.warning("recipients stall watch: cannot read the input offsets: %s: %s", type(exc).__name__, exc)
+            self.watch.progressed()
+            return
+        reason = self.watch.check(waiting)
+        if reason is not None:
+            lifecycle.fail(reason)
 
     def on_registry_change(self, iins) -> None:
         # Catching up at start the replica reports every person: only later changes re-emit accounts.
@@ -129,6 +181,7 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
         try:
             await rt.start()
             await rt.processor.reassigned(set(rt.owned_partitions()))
+            rt.watch.progressed()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -148,6 +201,7 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
                 await rt.processor.process(batch)
                 for e in events:
                     await stream.ack(e)
+                rt.watch.progressed()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -165,12 +219,19 @@ def install_recipients(app: faust.App, settings: Settings, bootstrap: str, runti
         except Exception:
             log.exception("recipients timer failed; retrying at the next tick")
 
+    if settings.stall_s > 0:
+        @app.timer(interval=check_interval(settings.stall_s))
+        async def recipients_stall_watch() -> None:
+            await rt.check_stall()
+
     @app.on_partitions_assigned.connect
     async def recipients_assigned(app, assigned, **kwargs) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == t.payment_decisions}
+        rt.watch.progressed()
         if rt.processor is not None:
             # Restore now, during the rebalance, rather than on the first batch.
             await rt.processor.reassigned(mine)
+            rt.watch.progressed()
 
     @app.on_partitions_revoked.connect
     async def recipients_revoked(app, revoked, **kwargs) -> None:

@@ -164,6 +164,7 @@ class Settings:
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
     web_url: str = ""  # "": http://127.0.0.1:<web_port> (https under TLS)
     account_sources: tuple[str, ...] = ACCOUNT_SOURCES
+    stall_s: float = 300.0  # an agent with input waiting and no batch finished this long fails the worker; 0: never
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -193,6 +194,7 @@ class Settings:
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
             web_url=_env("ESEP_WEB_URL", "", e).rstrip("/"),
             account_sources=_sources("ESEP_ACCOUNT_SOURCES", e),
+            stall_s=_float("ESEP_STALL_S", 300.0, 0.0, e),
         )
 
     @property
