@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import faust
 from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 
 from monitoring import metrics
 from rules.codes import PAYMENT_TYPES
@@ -61,9 +62,19 @@ class RecipientsRuntime:
         from .app import FaustSink
 
         self.processor = KeyedLedgerProcessor(ledger, store, changelog, FaustSink(self.app),
-                                              owned_partitions=self.owned_partitions, name="recipients")
+                                              owned_partitions=self.owned_partitions, name="recipients",
+                                              committed=self.committed_offset)
         self.ledger = ledger
         self.started.set()
+
+    def committed_offset(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset of an input partition as faust knows it (read at each
+        assignment, then its own commits); None when unknown."""
+        try:
+            offsets = self.app.consumer._committed_offset
+        except (AttributeError, ConsumerNotStarted):
+            return None
+        return offsets.get(TP(topic, partition))
 
     def owned_partitions(self) -> list[int]:
         topic = self.settings.topics.payment_decisions

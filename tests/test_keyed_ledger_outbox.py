@@ -1,10 +1,12 @@
 """The keyed ledger's outbox with two input topics of one key (the recipients ledger: decisions and
 transfers; the reversals ledger: posted contributions and refund decisions). The two topics are
-committed apart, so after a crash between the changelog write and the send a record of the OTHER
-topic can write the key before the crashed record comes again. That write must not drop the crashed
-record's outputs: the kill test lost a social payment so (the decision after it wrote the key, the
-transfer's redelivery found nothing to re-emit, and the worker sat with no lag and a payment never
-posted)."""
+committed apart, and faust can hand a partition's records out of order after a rebalance (a range
+it dropped comes back later), so after a crash between the changelog write and the send another
+record can write the key before the crashed record comes again. That write must not drop the
+crashed record's outputs: the kill test lost a social payment so (the decision after it wrote the
+key, the transfer's redelivery found nothing to re-emit, and the worker sat with no lag and a
+payment never posted). And a redelivery must not re-send an older state (the account) after a
+newer one."""
 from __future__ import annotations
 
 import orjson
@@ -20,6 +22,7 @@ from .ledger_fakes import MemoryChangelog, MemorySink
 CHANGELOG = "two.changelog"
 DLQ = "two.dead-letters"
 OUT = "two.out"
+BALANCE = "two.balance"  # the key's latest state, like the recipient's account
 DEPOSITS = "two.deposits"
 NOTES = "two.notes"
 IIN = "870314312348"
@@ -41,6 +44,7 @@ class TwoInputs:
 
     changelog_topic = CHANGELOG
     dead_letter_topic = DLQ
+    snapshot_topics = frozenset({BALANCE})
 
     def __init__(self):
         self.kinds = [
@@ -69,9 +73,13 @@ class TwoInputs:
         if isinstance(v, Deposit):
             entry.state["balance"] += v.amount
             self.decided.append(v.deposit_id)
-            return Verdict([Output(OUT, v.iin, {"id": v.deposit_id, "balance": entry.state["balance"]})])
-        self.decided.append(v.note_id)
-        return Verdict([Output(OUT, v.iin, {"id": v.note_id, "balance": entry.state["balance"]})])
+            rid = v.deposit_id
+        else:
+            self.decided.append(v.note_id)
+            rid = v.note_id
+        balance = entry.state["balance"]
+        return Verdict([Output(OUT, v.iin, {"id": rid, "balance": balance}),
+                        Output(BALANCE, v.iin, {"balance": balance, "after": rid})])
 
     def on_due(self, entry, ctx):
         return {}
@@ -81,12 +89,13 @@ class TwoInputs:
 
 
 class Worker:
-    def __init__(self, tmp, sink, name):
+    def __init__(self, tmp, sink, name, committed=None):
         self.store = open_ledger_store(tmp / name)
         self.ledger = TwoInputs()
         self.changelog = MemoryChangelog(sink, self.store, CHANGELOG)
         self.proc = KeyedLedgerProcessor(self.ledger, self.store, self.changelog, sink,
-                                         owned_partitions=lambda: [0], retry_backoff_s=0.0, name="two")
+                                         owned_partitions=lambda: [0], retry_backoff_s=0.0, name="two",
+                                         committed=committed)
 
     def outbox(self) -> set[str]:
         entry, _ = decode_entry(IIN, self.store.get(IIN))
@@ -107,6 +116,10 @@ def note(offset, note_id):
 
 def ids(sink) -> list[str]:
     return [v["id"] for v in sink.values(OUT)]
+
+
+def last_balance(sink) -> dict:
+    return sink.values(BALANCE)[-1]
 
 
 @pytest.fixture
@@ -181,4 +194,77 @@ async def test_a_partition_back_from_a_worker_that_crashed_there(tmp_path, sink)
     assert ids(sink) == ["a", "a2", "x", "b"]
     assert w1.ledger.decided + w2.ledger.decided == ["a", "a2", "x", "b"]
     w1.close()
+    w2.close()
+
+
+@pytest.mark.asyncio
+async def test_records_handed_out_of_order_vouch_only_for_themselves(tmp_path, sink):
+    """After a rebalance faust handed w2 deposits 5-6 before 1-4 (it had dropped them and they came
+    back later). w1 had written deposit 2 and died before sending: w2's deposits 5-6, past 2, must
+    not count as proof that 2 was sent."""
+    w1 = Worker(tmp_path, sink, "w1")
+    await w1.proc.process([deposit(0, "a"), deposit(1, "a1")])
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await w1.proc.process([deposit(2, "b")])
+    w1.close()
+    w2 = Worker(tmp_path, sink, "w2")
+    await w2.proc.process([deposit(5, "e")])
+    await w2.proc.process([deposit(6, "f")])
+    assert "d:b" in w2.outbox()
+    await w2.proc.process([deposit(1, "a1"), deposit(2, "b"), deposit(3, "c"), deposit(4, "d")])
+    assert ids(sink) == ["a", "a1", "e", "f", "b", "c", "d"]
+    await w2.proc.process([note(0, "x")])
+    assert w2.outbox() == {"n:x"}  # every input before it finished here: dropped
+    w2.close()
+
+
+@pytest.mark.asyncio
+async def test_below_the_committed_offset_outputs_were_acknowledged(tmp_path, sink):
+    """A restarted worker knows nothing it finished, but the group's committed offset: the outbox
+    of inputs below it is dropped at the next write (the outbox stays bounded across restarts)."""
+    w1 = Worker(tmp_path, sink, "w1")
+    await w1.proc.process([deposit(0, "a"), deposit(1, "b")])
+    w1.close()
+    committed = {(DEPOSITS, 0): 2}
+    w2 = Worker(tmp_path, sink, "w2", committed=lambda topic, partition: committed.get((topic, partition)))
+    await w2.proc.process([note(0, "x")])
+    assert w2.outbox() == {"n:x"}
+    w2.close()
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_does_not_resend_an_older_state_after_a_newer_one(tmp_path, sink):
+    """Deposit b written, not sent; on the next worker the note x comes first (balance after x,
+    which includes b); b's redelivery re-sends b's output but not its older balance."""
+    w1 = Worker(tmp_path, sink, "w1")
+    await w1.proc.process([deposit(0, "a", amount=100)])
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await w1.proc.process([deposit(1, "b", amount=5)])
+    w1.close()
+    w2 = Worker(tmp_path, sink, "w2")
+    await w2.proc.process([note(0, "x")])
+    assert last_balance(sink) == {"balance": 105, "after": "x"}
+    summary = await w2.proc.process([deposit(1, "b", amount=5)])
+    assert summary.outcomes[("deposits", "redelivered")] == 1
+    assert ids(sink) == ["a", "x", "b"]
+    assert last_balance(sink) == {"balance": 105, "after": "x"}
+    w2.close()
+
+
+@pytest.mark.asyncio
+async def test_the_latest_state_of_a_crashed_write_is_resent_once(tmp_path, sink):
+    """Two inputs of the key in one batch, crash before the send: each redelivery re-sends its own
+    output, and the balance only with the latest of them."""
+    w1 = Worker(tmp_path, sink, "w1")
+    sink.crash_before = OUT
+    with pytest.raises(SystemExit):
+        await w1.proc.process([deposit(0, "a", amount=100), note(0, "x"), deposit(1, "b", amount=5)])
+    w1.close()
+    w2 = Worker(tmp_path, sink, "w2")
+    await w2.proc.process([deposit(0, "a", amount=100), deposit(1, "b", amount=5)])
+    await w2.proc.process([note(0, "x")])
+    assert sorted(ids(sink)) == ["a", "b", "x"]
+    assert sink.values(BALANCE) == [{"balance": 105, "after": "b"}]
     w2.close()
