@@ -1,17 +1,21 @@
 """Every assigned input partition starts, after a rebalance, at the group's committed offset or, with
-none, at its earliest offset: never where an abandoned fetch left it.
+none, at its earliest offset, and faust never commits past records it did not hand to an agent.
 
-Faust (0.15) seeks the committed offsets at the end of every rebalance, but aiokafka's
-`seek_to_committed` skips a partition whose committed offset is None or 0: it keeps the position its
-fetcher reached, past records fetched while the rebalance stopped the flow and then abandoned. Faust
-never hands those to an agent, and with no committed offset its commit does not look for a gap at
-the head: it commits past them, and they are lost. Seen in the recipients kill test (commit interval
-60 s, so most partitions had no commit yet): a worker given two more partitions began them at
-offsets 70 and 205 instead of 0, and records were decided out of order or not at all.
+Faust (0.15) hands a partition's records to its agent out of order or not at all around a rebalance
+(faust-streaming issues #216, #221: prefetched records; a stream skips records of an older
+generation without acknowledging them). It counts on the seek to the committed offset at the end of
+the next rebalance to read them again, and on its commit refusing a gap at the head of what was
+acknowledged. Neither holds for a partition with no committed offset (None, or 0): aiokafka's
+`seek_to_committed` leaves it where the fetcher got to, and faust's gap check is skipped, so faust
+commits past the records it skipped and they are lost. The recipients kill test (commit interval
+60 s: most partitions have no commit yet) lost decisions so, and got others out of order.
 
-So when the rebalance completes, before faust seeks the committed offsets and resumes the flow
-(`app.on_rebalance_complete`), every assigned partition is put at its earliest offset; faust's seek
-then moves those with a commit to it, and the others start where a group with no commit starts."""
+So when a rebalance completes, before faust seeks the committed offsets and resumes the flow
+(`app.on_rebalance_complete`), every assigned partition is put at its earliest offset, and faust's
+record of its committed offset is set to that earliest offset. Faust's own seek then replaces both
+with the group's commit where there is one; where there is none, the partition starts where a group
+with no commit starts, and faust's gap check has a start to check against. Records faust skips then
+wait (uncommitted) for the next assignment instead of being lost."""
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +35,14 @@ def install_rebalance_seek(app: faust.App, lifecycle) -> None:
             if not tps:
                 return
             earliest = await consumer.earliest_offsets(*tps)
+            # In the consumer's own thread (`seek` from here races its fetcher: a KeyError in aiokafka).
+            await consumer.seek_wait(dict(earliest))
+            # Faust's view of the commit, until its seek reads the group's (faust-internal state:
+            # the one place it keeps the start its commit checks a head gap against).
             for tp, offset in earliest.items():
-                await consumer.seek(tp, offset)
+                consumer._committed_offset[tp] = offset
+            log.debug("rebalance: %d assigned partitions put at their earliest offsets before the committed ones",
+                      len(earliest))
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -47,7 +47,15 @@ class RecipientsRuntime:
         self.processor: KeyedLedgerProcessor | None = None
         self.started = asyncio.Event()
         self.changed_iins: set[str] = set()
-        self.watch = StallWatch("recipients agent", settings.stall_s)
+        self.watch = StallWatch(settings.stall_s, lambda idle, n: (
+            f"the recipients agent finished no batch in {idle:.0f} s while {n} input records waited on its "
+            f"partitions (ESEP_STALL_S={settings.stall_s:g})"))
+        # Faust commits every commit interval: only a commit that stays put for several is stuck.
+        self.commit_watch = StallWatch(settings.stall_s and max(settings.stall_s, 3 * settings.commit_interval_s),
+                                       lambda idle, n: (
+            f"{n} input records the recipients agent finished stayed uncommitted for {idle:.0f} s: records "
+            f"before them were never handed to it (they come again at the next assignment)"))
+        self.last_committed: tuple = ()
 
     async def start(self) -> None:
         """After the worker is ready: the registry replica caught up (RECIPIENT_MISMATCH and the
@@ -84,50 +92,60 @@ class RecipientsRuntime:
             return []
         return [tp.partition for tp in assignment if tp.topic == topic]
 
-    async def waiting(self) -> int:
-        """Input records on the owned partitions past what the agent finished; where no batch of
-        this worker finished yet, past faust's committed offset, or else the fetch position."""
+    async def input_offsets(self) -> list[tuple[int, int | None, int | None]]:
+        """(end, finished, committed) of each owned input partition: its high watermark, the offset
+        after the agent's last finished record, faust's committed offset (None: unknown)."""
         t = self.settings.topics
         consumer = self.app.consumer
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic in (t.payment_decisions, t.payment_transfers)]
         except ConsumerNotStarted:
-            return 0
+            return []
         if not tps:
-            return 0
+            return []
         ends = await consumer.highwaters(*tps)
         done = self.processor.next_offsets if self.processor is not None else {}
-        # faust's committed offsets: found at the assignment, then its own commits.
-        committed = getattr(consumer, "_committed_offset", None) or {}
-        n = 0
+        out = []
         for tp in tps:
             end = ends.get(tp)
             if end is None:
                 continue
-            known = [o for o in (done.get((tp.topic, tp.partition)), committed.get(tp)) if o is not None]
-            base = max(known) if known else await consumer.position(tp)
-            if base is not None:
-                n += max(0, end - base)
-        return n
+            committed = self.committed_offset(tp.topic, tp.partition)
+            finished = done.get((tp.topic, tp.partition))
+            if finished is None and committed is None:
+                finished = await consumer.position(tp)  # nothing else known: what was fetched
+            out.append((end, finished, committed))
+        return out
 
     async def check_stall(self) -> None:
-        """Fails the worker when its records wait and no batch finished for `ESEP_STALL_S`. Starting,
-        stopping, failed or rebalancing: nothing is expected of the agent, the count restarts."""
+        """Fails the worker when records wait and no batch finished for `ESEP_STALL_S`, or when what
+        it finished stays uncommitted that long (and at least three commit intervals). Starting,
+        stopping, failed or rebalancing: nothing is expected of the agent, the counts restart."""
         lifecycle = self.runtime.lifecycle
         if (not self.runtime.ready.is_set() or lifecycle.failure is not None or lifecycle.stopping
                 or self.app.rebalancing):
             self.watch.progressed()
+            self.commit_watch.progressed()
             return
         try:
-            waiting = await self.waiting()
+            offsets = await self.input_offsets()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             # The broker out of reach: the agent's sends retry, nothing is expected of it until it is back.
             log.warning("recipients stall watch: cannot read the input offsets: %s: %s", type(exc).__name__, exc)
             self.watch.progressed()
+            self.commit_watch.progressed()
             return
-        reason = self.watch.check(waiting)
+        waiting = sum(max(0, end - max(o for o in (finished, committed) if o is not None))
+                      for end, finished, committed in offsets if finished is not None or committed is not None)
+        uncommitted = sum(max(0, finished - committed) for _, finished, committed in offsets
+                          if finished is not None and committed is not None)
+        committed_now = tuple(c for _, _, c in offsets)
+        if committed_now != self.last_committed:
+            self.last_committed = committed_now
+            self.commit_watch.progressed()
+        reason = self.watch.check(waiting) or self.commit_watch.check(uncommitted)
         if reason is not None:
             lifecycle.fail(reason)
 
