@@ -15,7 +15,11 @@ So when a rebalance completes, before faust seeks the committed offsets and resu
 record of its committed offset is set to that earliest offset. Faust's own seek then replaces both
 with the group's commit where there is one; where there is none, the partition starts where a group
 with no commit starts, and faust's gap check has a start to check against. Records faust skips then
-wait (uncommitted) for the next assignment instead of being lost."""
+wait (uncommitted) for the next assignment instead of being lost.
+
+Not covered (faust's own rule, for partitions with a commit too): its gap check lets ONE missing
+record at the head through (`min(acked) - committed > 1`, which tolerates a transaction marker at
+the committed offset), so a single record skipped right at the commit can still be committed past."""
 from __future__ import annotations
 
 import asyncio
@@ -38,9 +42,10 @@ def install_rebalance_seek(app: faust.App, lifecycle) -> None:
             # In the consumer's own thread (`seek` from here races its fetcher: a KeyError in aiokafka).
             await consumer.seek_wait(dict(earliest))
             # Faust's view of the commit, until its seek reads the group's (faust-internal state:
-            # the one place it keeps the start its commit checks a head gap against).
+            # the one place it keeps the start its commit checks a head gap against). Faust skips
+            # the check for a falsy offset: -1 stands for the start of a partition that begins at 0.
             for tp, offset in earliest.items():
-                consumer._committed_offset[tp] = offset
+                consumer._committed_offset[tp] = offset if offset > 0 else -1
             log.debug("rebalance: %d assigned partitions put at their earliest offsets before the committed ones",
                       len(earliest))
         except asyncio.CancelledError:

@@ -77,12 +77,14 @@ class RecipientsRuntime:
 
     def committed_offset(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of an input partition as faust knows it (read at each
-        assignment, then its own commits); None when unknown."""
+        assignment, then its own commits; -1 from streams/rebalance_seek.py: none, start at 0);
+        None when unknown."""
         try:
             offsets = self.app.consumer._committed_offset
         except (AttributeError, ConsumerNotStarted):
             return None
-        return offsets.get(TP(topic, partition))
+        offset = offsets.get(TP(topic, partition))
+        return None if offset is None else max(0, offset)
 
     def owned_partitions(self) -> list[int]:
         topic = self.settings.topics.payment_decisions
