@@ -20,9 +20,18 @@ One batch, as numbered steps (the posting agent's shape):
 7. return: the caller acknowledges the input offsets.
 
 A crash before 5 decides the batch again from the same state; between 5 and 6 the redelivery
-re-emits from the outbox. The outbox keeps only the outputs of the key's latest write: a later
-write of the key happens after the earlier batch's outputs were acknowledged, so a redelivery whose
-outbox entry is gone had its outputs delivered and emits nothing more.
+re-emits from the outbox. A write of a key drops from its outbox only the outputs of inputs known to
+be acknowledged (`KeyedLedgerProcessor.acknowledged`): finished in a batch of this worker, or below
+the committed offset. A later write of the key is NOT proof enough: the two inputs of a key (two
+topics, one partition number) are committed apart, and faust can hand a partition's records out of
+order after a rebalance, so after a crash another record can write the key before the crashed
+batch's record comes again; had that write dropped the record's outputs, its redelivery would find
+none and they would never be sent. A redelivery whose outbox entry is gone had its outputs
+delivered and emits nothing more.
+
+Outputs that are a key's latest state rather than events (`Ledger.snapshot_topics`, e.g. the
+recipient's account) are kept once per (topic, key) in the outbox, under the latest input: an
+older input's redelivery must not re-send an older state after a newer one.
 
 Entry encoding: `[version, partition, due_ms, pending, facts]` + b"\\n" + body JSON, so that the
 store's index reads the small header only. Index keys: `t/<due_ms:015>/<partition>/<key>` (timer),
@@ -47,6 +56,7 @@ from rules import entries as stamps
 from rules.errors import classify, unprocessable
 from tables.keyed import KeyedStore
 
+from .finished_offsets import FinishedOffsets
 from .records import InputRecord, OutputRecord, Sink, dead_letter
 from .sending import next_offsets_of, send_all, send_dead_letters
 
@@ -131,16 +141,34 @@ class Entry:
     fresh_outbox: bool = False  # the outbox was reset in this write
     resent: set[str] = field(default_factory=set)  # ids re-emitted from the outbox in this batch
 
-    def emit(self, rid: str, outputs: list[Output]) -> None:
+    def emit(self, rid: str, outputs: list[Output], acknowledged: Callable[[list], bool],
+             snapshots: frozenset[str] = frozenset()) -> None:
+        """Record `outputs` under `rid`. The first emission of a write drops the outputs of earlier
+        inputs that `acknowledged(position)` knows were acknowledged; the others stay for their
+        redelivery. A pending entry keeps everything: the restore re-sends its whole outbox.
+        Outputs to `snapshots` topics supersede the same (topic, key) under other ids."""
         if not self.fresh_outbox:
-            # Earlier writes' outputs were acknowledged before this batch began (unless pending),
-            # except those this batch re-emits for a redelivery: not acknowledged yet.
             if not self.pending:
-                self.outbox = {k: v for k, v in self.outbox.items() if k in self.resent}
+                self.outbox = {k: v for k, v in self.outbox.items()
+                               if k in self.resent or not self._acknowledged(k, acknowledged)}
             self.fresh_outbox = True
+        latest = {(o.topic, o.key) for o in outputs if o.topic in snapshots}
+        if latest:
+            for other in list(self.outbox):
+                kept = [o for o in self.outbox[other] if (o.topic, o.key) not in latest]
+                if kept:
+                    self.outbox[other] = kept
+                else:
+                    del self.outbox[other]
         if outputs:
             self.outbox[rid] = list(outputs)
         self.changed = True
+
+    def _acknowledged(self, rid: str, acknowledged: Callable[[list], bool]) -> bool:
+        position = self.src.get(rid)
+        # Not in `src`: an input without an id, decided again when it comes again; its outbox
+        # entry is never re-emitted, so keeping it would serve nothing.
+        return position is None or acknowledged(position)
 
 
 @dataclass(slots=True)
@@ -168,6 +196,8 @@ class Ledger(Protocol):
     changelog_topic: str
     dead_letter_topic: str
     kinds: list[InputKind]
+    # Optional (read with getattr): `snapshot_topics`, the topics whose records are a key's latest
+    # state, not events (re-sent only as the latest one).
 
     def load(self, key: str, body: Any | None) -> Any: ...
 
@@ -284,7 +314,7 @@ class LedgerSummary:
 class KeyedLedgerProcessor:
     def __init__(self, ledger: Ledger, store, changelog: Changelog, sink: Sink, clock: Clock = utc_now,
                  owned_partitions: Callable[[], Iterable[int]] = tuple, retry_backoff_s: float = 0.5,
-                 name: str = "ledger"):
+                 name: str = "ledger", committed: Callable[[str, int], int | None] | None = None):
         self.ledger = ledger
         self.store = store
         self.changelog = changelog
@@ -294,13 +324,30 @@ class KeyedLedgerProcessor:
         self.retry_backoff_s = retry_backoff_s
         self.name = name
         self.kinds = {k.topic: k for k in ledger.kinds}
+        self.snapshots = frozenset(getattr(ledger, "snapshot_topics", ()))
         self.restored: set[int] = set()
         self.lock = asyncio.Lock()  # batches, timers and restores all change entries: one at a time
-        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.next_offsets: dict[tuple[str, int], int] = {}  # after the highest finished offset: the lag
+        # The inputs of this worker's finished batches (outputs acknowledged), exactly.
+        self.finished = FinishedOffsets()
+        # The consumer group's committed offset of an input partition, when known: below it, every
+        # input's outputs were acknowledged before it was committed.
+        self.committed = committed or (lambda topic, partition: None)
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Revoked: another worker may write these partitions' entries before we get them back."""
         self.restored.difference_update(partitions)
+
+    def acknowledged(self, position: list) -> bool:
+        """Whether the outputs of the input at `position` ([topic, partition, offset]) are known to
+        be acknowledged: a batch of this worker that held it finished, or the group committed past
+        it (an offset is committed only after its batch finished). Stays true when the partition
+        leaves and comes back: a position names one record, decided once."""
+        topic, partition, offset = position
+        if (topic, partition, offset) in self.finished:
+            return True
+        committed = self.committed(topic, partition)
+        return committed is not None and offset < committed
 
     # ---- the input path ---------------------------------------------------------------------------
 
@@ -350,9 +397,10 @@ class KeyedLedgerProcessor:
             if it.rid is not None:
                 entry.src[it.rid] = pos
             entry.changed = True
-            entry.emit(it.rid or f"@{it.record.partition}/{it.record.offset}", verdict.outputs)
+            entry.emit(it.rid or f"@{it.record.partition}/{it.record.offset}", verdict.outputs, self.acknowledged,
+                       self.snapshots)
             for rid, outs in verdict.released.items():
-                entry.emit(rid, outs)
+                entry.emit(rid, outs, self.acknowledged, self.snapshots)
                 entry.pending = True
                 summary.released += 1
             outputs.extend(o.record() for o in verdict.outputs)
@@ -364,9 +412,13 @@ class KeyedLedgerProcessor:
         await send_outputs(self.sink, outputs, self.ledger.dead_letter_topic, self.name, self.retry_backoff_s)  # 6.
         await self._settle([e for e in changed if e.pending])
         summary.outputs = len(outputs)
+        finished: dict[tuple[str, int], list[int]] = {}
         for rec in batch:
             k = (rec.topic, rec.partition)
             self.next_offsets[k] = max(self.next_offsets.get(k, 0), rec.offset + 1)
+            finished.setdefault(k, []).append(rec.offset)
+        for (topic, partition), offsets in finished.items():
+            self.finished.add(topic, partition, offsets)
         metrics.ledger_batches.labels(self.name).observe(len(batch))
         for (label, outcome), n in summary.outcomes.items():
             metrics.ledger_records.labels(label, outcome).inc(n)
@@ -562,7 +614,7 @@ class KeyedLedgerProcessor:
             before_due = entry.due
             released = fn(entry, ctx)
             for rid, outs in released.items():
-                entry.emit(rid, outs)
+                entry.emit(rid, outs, self.acknowledged, self.snapshots)
                 entry.pending = True
                 outputs.extend(o.record() for o in outs)
             if entry.changed or self.ledger.due(entry.state) != before_due:

@@ -72,6 +72,8 @@ class RecipientsLedger:
                                    lambda m: m.iin, lambda m: state_key(m.iin, m.payment_type),
                                    lambda m: m.transfer_id)
         self.kinds = [self.decisions, self.transfers]
+        # The account is the recipient's latest state: a redelivery never re-sends an older one.
+        self.snapshot_topics = frozenset({topics.recipient_accounts})
         # The rules name the contract's topics; the deployment may rename them.
         self.topic_of = {rec_records.DECISION_RESULTS: topics.decision_results,
                          rec_records.ACCOUNTS: topics.recipient_accounts,

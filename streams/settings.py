@@ -184,6 +184,7 @@ class Settings:
     report_partial_interval_s: float = 2.0
     # Tests and drills only: a file holding the instant the report schedule takes as now.
     report_clock_file: Path | None = None
+    stall_s: float = 300.0  # an agent with input waiting and no batch finished this long fails the worker; 0: never
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -217,6 +218,7 @@ class Settings:
             report_final_business_days=_int("ESEP_REPORT_FINAL_BUSINESS_DAYS", 5, 0, e),
             report_partial_interval_s=_float("ESEP_REPORT_PARTIAL_INTERVAL_S", 2.0, 0.05, e),
             report_clock_file=_path("ESEP_REPORT_CLOCK_FILE", e),
+            stall_s=_float("ESEP_STALL_S", 300.0, 0.0, e),
         )
 
     @property
