@@ -82,6 +82,7 @@ class Refund(OutputModel):
     reason: OrderReason | None
     amount: OutputAmount
     lines: list[RefundLine]
+    received_at: str = Field(description="the notification's (contract Part 2: the monthly report's month)")
     created_at: str
 
 
@@ -96,6 +97,7 @@ class OrderResult(OutputModel):
     lines_refunded: int
     amount_posted: OutputAmount
     amount_refunded: OutputAmount
+    received_at: str = Field(description="the notification's (contract Part 2: the monthly report's month)")
     decided_at: str
 
 

@@ -114,10 +114,12 @@ class MonthlyReport(OutputModel):
 
 class ReportPartial(OutputModel):
     """`reports.partials` (key: `<YYYY-MM>/<stream>/<partition>`; compacted): one partition's figures of a
-    month, the latest replacing the previous; the assembler sums the latest of every partition."""
+    month, the latest replacing the previous; the assembler sums the latest of every partition.
+    Key `<stream>/<partition>`: the partition's progress (`month` null, no figures, its covers), which
+    tells the assembler how far every partition has counted, months with data or not."""
 
     schema_version: Literal[1]
-    month: Period
+    month: Period | None
     stream: Literal["persons", "orders", "payers"]
     partition: int = Field(ge=0)
     figures: dict[str, int] = Field(description="flat leaf path -> count or tiyn, e.g. "

@@ -150,3 +150,35 @@ api_forwarded = Counter(
     "unreachable: 503 here; no_owner: no assignment known, 503 here)",
     ["outcome"], registry=REGISTRY,
 )
+
+# ---- the monthly report (contract Part 2, reports.monthly; docs/report-pipeline.md) ------------------
+# `month` (YYYY-MM, open months only) and `version` (preliminary, final, revised) are bounded labels.
+report_records = Counter("esep_report_records_total",
+                         "Output records read by the report streams, by source and outcome (counted, repeat: an id "
+                         "already counted or not counted by its source, unreadable)",
+                         ["source", "outcome"], registry=REGISTRY)
+report_batch_seconds = Histogram("esep_report_batch_seconds",
+                                 "Report stream batches: counting, the transaction and the store write",
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+report_partials_published = Counter("esep_report_partials_published_total",
+                                    "Partials (and partition progress records) written to reports.partials",
+                                    registry=REGISTRY)
+report_partials_received = Counter("esep_report_partials_received_total",
+                                   "Partials read by the assembler (on the worker that assembles)", registry=REGISTRY)
+report_partials_held = Gauge("esep_report_partials_held", "Partition partials the assembler holds, per open month",
+                             ["month"], registry=REGISTRY)
+report_months_open = Gauge("esep_report_months_open",
+                           "Months counted whose final is not published, or that changed since their last version",
+                           registry=REGISTRY)
+report_versions = Counter("esep_report_versions_published_total", "Report versions published, by version",
+                          ["version"], registry=REGISTRY)
+report_last_version = Gauge("esep_report_last_version_timestamp_seconds",
+                            "generated_at of the last version published (one series: its month and version)",
+                            ["month", "version"], registry=REGISTRY)
+report_last_version_age = Gauge("esep_report_last_version_age_seconds",
+                                "Report clock minus generated_at of the last version published", registry=REGISTRY)
+report_version_late = Gauge("esep_report_version_late_seconds",
+                            "How far past its due time the most overdue report version is (0 when none is)",
+                            registry=REGISTRY)
+report_assembler = Gauge("esep_report_assembler", "1 on the worker that assembles the monthly reports",
+                         registry=REGISTRY)

@@ -139,6 +139,8 @@ def refund_record(order, decision: OrderDecision, summary: OrderSummary, created
         "reason": decision.order_reason,
         "amount": format_tiyn(summary.refunded_tiyn),
         "lines": lines,
+        # Contract Part 2: the monthly report counts a refund in the month of its receipt.
+        "received_at": business_instant(order.received_at),
         "created_at": created_at,
     }
 
@@ -154,6 +156,8 @@ def order_result(order, summary: OrderSummary, decided_at: str) -> dict:
         "lines_refunded": summary.lines_refunded,
         "amount_posted": format_tiyn(summary.posted_tiyn),
         "amount_refunded": format_tiyn(summary.refunded_tiyn),
+        # Contract Part 2: the report's month, and the receipt's deadline for decided_after_deadline.
+        "received_at": business_instant(order.received_at),
         "decided_at": decided_at,
     }
 

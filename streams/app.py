@@ -93,6 +93,7 @@ class Runtime:
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
                                           owned_partitions=self.owned_partitions, observer=self.observer)
         self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now)
+        self.reports = report_parts(s, bootstrap, calendar)
 
     async def run(self) -> None:
         """Start-up, in this order, then watch the parts that run on:
@@ -110,9 +111,11 @@ class Runtime:
         await self.processor.restore(set(self.owned_partitions()))
         changes = asyncio.ensure_future(self.changes.run())                            # 3
         holds = asyncio.ensure_future(self.run_holds())                                # 4
+        reports = {asyncio.ensure_future(r.run()): "monthly report" for r in self.reports}
         self.ready.set()                                                               # 5
         log.info("worker %s ready: registry replica caught up, decisions restored", self.settings.worker_id)
-        parts = {replica: "registry replica", changes: "registry change publisher", holds: "hold re-checks"}
+        parts = {replica: "registry replica", changes: "registry change publisher", holds: "hold re-checks",
+                 **reports}
         try:
             done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
             stopped = done.pop()
@@ -192,6 +195,18 @@ class Runtime:
         except ConsumerNotStarted:  # faust's test_context: no consumer, nothing owned
             return []
         return [tp.partition for tp in assignment if tp.topic == topic]
+
+
+def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar) -> list:
+    """The monthly report's streams and assembler (issue 12), unless ESEP_REPORTS=off."""
+    if not settings.reports:
+        return []
+    from .report_assembler import ReportAssembler
+    from .report_clock import ReportClock
+    from .report_streams import ReportStreams
+
+    return [ReportStreams(settings, bootstrap, calendar),
+            ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
 
 
 def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | None = None,

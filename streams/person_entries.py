@@ -12,30 +12,11 @@ from rules.reversals import PostedIndex, RefundRecord
 
 async def read_person_values(bootstrap: str, topic: str, iin: str) -> dict[str, bytes]:
     """The latest value of every `<iin>/...` key of the IIN's partition of the state changelog."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.partitioner import DefaultPartitioner
+    from tables.metadata import latest_of_key_partition
 
-    from tables.metadata import topic_partitions
-
-    partitions = await topic_partitions(bootstrap, topic)
-    partition = DefaultPartitioner()(iin.encode(), partitions, partitions)
     prefix = f"{iin}/".encode()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        latest: dict[str, bytes | None] = {}
-        while await consumer.position(tp) < end:
-            for rec in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if rec.key and rec.key.startswith(prefix):
-                    latest[rec.key.decode()] = rec.value  # a tombstone (None) forgets the value
-        return {k: v for k, v in latest.items() if v is not None}
-    finally:
-        await consumer.stop()
+    values = await latest_of_key_partition(bootstrap, topic, iin.encode(), lambda k: k.startswith(prefix))
+    return {k.decode(): v for k, v in values.items()}
 
 
 def person_index(iin: str, values: dict[str, bytes]) -> PostedIndex | None:

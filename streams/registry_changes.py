@@ -252,30 +252,11 @@ class RegistryChangePublisher:
 
 async def read_history(bootstrap: str, topic: str, iin: str) -> list[dict]:
     """A person's versions, read back from the history topic (the partition its key maps to)."""
-    from aiokafka import TopicPartition
-    from aiokafka.partitioner import DefaultPartitioner
+    from tables.metadata import latest_of_key_partition
 
-    from tables.metadata import topic_partitions
-
-    partitions = await topic_partitions(bootstrap, topic)
     key = iin.encode()
-    partition = DefaultPartitioner()(key, partitions, partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        latest = None
-        while await consumer.position(tp) < end:
-            for rec in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if rec.key == key:
-                    latest = rec.value
-        return orjson.loads(latest)["versions"] if latest else []
-    finally:
-        await consumer.stop()
+    latest = (await latest_of_key_partition(bootstrap, topic, key, key.__eq__)).get(key)
+    return orjson.loads(latest)["versions"] if latest else []
 
 
 def format_history(iin: str, versions: list[dict]) -> list[str]:

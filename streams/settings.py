@@ -39,6 +39,11 @@ DEFAULT_TOPICS = {
     "account_refund_lines": "esep.account-refund-lines",
     "accounts_changelog": "esep.accounts-changelog",
     "audit_access": "audit.access",
+    # The monthly report (contract Part 2, reports.monthly; docs/report-pipeline.md).
+    "reports_monthly": "reports.monthly",
+    "report_partials": "reports.partials",
+    "report_payers": "esep.report-payers",
+    "report_changelog": "esep.report-changelog",
 }
 PENDING_MODES = holds.MODES
 
@@ -107,6 +112,11 @@ def _sources(name: str, environ: Mapping[str, str] | None = None) -> tuple[str, 
     return chosen
 
 
+def _path(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    raw = _env(name, "", environ)
+    return Path(raw).expanduser() if raw else None
+
+
 @dataclass(frozen=True)
 class Topics:
     credit_notifications: str
@@ -133,6 +143,10 @@ class Topics:
     account_refund_lines: str
     accounts_changelog: str
     audit_access: str
+    reports_monthly: str
+    report_partials: str
+    report_payers: str
+    report_changelog: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Topics":
@@ -164,6 +178,12 @@ class Settings:
     calendar_file: Path | None = None  # None: the calendar shipped in rules/data
     web_url: str = ""  # "": http://127.0.0.1:<web_port> (https under TLS)
     account_sources: tuple[str, ...] = ACCOUNT_SOURCES
+    # The monthly report: its streams and assembler run in every worker unless off (bench: the cost).
+    reports: bool = True
+    report_final_business_days: int = 5
+    report_partial_interval_s: float = 2.0
+    # Tests and drills only: a file holding the instant the report schedule takes as now.
+    report_clock_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -193,6 +213,10 @@ class Settings:
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
             web_url=_env("ESEP_WEB_URL", "", e).rstrip("/"),
             account_sources=_sources("ESEP_ACCOUNT_SOURCES", e),
+            reports=_choice("ESEP_REPORTS", "on", ("on", "off"), e) == "on",
+            report_final_business_days=_int("ESEP_REPORT_FINAL_BUSINESS_DAYS", 5, 0, e),
+            report_partial_interval_s=_float("ESEP_REPORT_PARTIAL_INTERVAL_S", 2.0, 0.05, e),
+            report_clock_file=_path("ESEP_REPORT_CLOCK_FILE", e),
         )
 
     @property

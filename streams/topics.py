@@ -64,6 +64,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.account_refund_lines, n),
         TopicSpec(t.accounts_changelog, n, compacted=True),
         TopicSpec(t.audit_access, n, kept_forever=True),
+        # The monthly report: every version kept (not compacted); the partials' latest per key on one
+        # partition (its one reader assembles); payers re-keyed, and the streams' state changelog with
+        # the inputs' partition numbers.
+        TopicSpec(t.reports_monthly, 1, kept_forever=True),
+        TopicSpec(t.report_partials, 1, compacted=True),
+        TopicSpec(t.report_payers, n),
+        TopicSpec(t.report_changelog, n, compacted=True),
     ]
 
 

@@ -20,15 +20,20 @@ class ChangelogReader:
     """Brings a local store up to the end of its changelog partitions (on first use after an
     assignment). A plain consumer with manual assignment: no group, no committed offsets."""
 
-    def __init__(self, store: ChangelogStore, bootstrap: str, topic: str):
+    def __init__(self, store: ChangelogStore, bootstrap: str, topic: str,
+                 isolation_level: str = "read_uncommitted"):
         self.store = store
         self.bootstrap = bootstrap
         self.topic = topic
+        # read_committed for a changelog written in transactions (the report streams'): an aborted
+        # batch's state must never be restored.
+        self.isolation_level = isolation_level
         self.consumer: AIOKafkaConsumer | None = None  # made in start(): aiokafka needs the running loop
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level=self.isolation_level,
         )
         await self.consumer.start()
 

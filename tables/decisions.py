@@ -12,7 +12,7 @@ changelog from the cache's offset to the end, so state follows its partition aft
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import orjson
 from rules.holds import HeldOrder
 from rules.posting import LineDecision, OrderDecision, Person
 
-from .rocks import new_batch, open_store, put_offset, read_offsets
+from .rocks import new_batch, open_store, put_offset, read_offsets, scan_prefix
 
 log = logging.getLogger("esep.decisions")
 DECISION_PREFIX = b"d/"
@@ -181,15 +181,8 @@ class DecisionStore:
             out.update(k[len(prefix):].decode() for k, _ in self._scan(prefix))
         return out
 
-    def _scan(self, prefix: bytes):
-        it = self.db.iter()
-        it.seek(prefix)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                break
-            yield key, it.value()
-            it.next()
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return scan_prefix(self.db, prefix)
 
     def close(self) -> None:
         self.db.close()

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .rocks import new_batch, open_store, put_offset, read_offsets
+from .rocks import new_batch, open_store, put_offset, read_offsets, scan_prefix
 
 STATE_PREFIX = b"k/"
 INDEX_PREFIX = b"x/"
@@ -79,14 +79,7 @@ class KeyedStore:
         return {k[len(AGGREGATE_PREFIX):].decode(): struct.unpack(">q", v)[0] for k, v in self._scan(start)}
 
     def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        it = self.db.iter()
-        it.seek(prefix)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                break
-            yield key, it.value()
-            it.next()
+        return scan_prefix(self.db, prefix)
 
     # ---- the ChangelogStore protocol ----------------------------------------------------------------
 

@@ -28,3 +28,29 @@ async def topic_partitions(bootstrap: str, topic: str, wait_s: float = 30.0) -> 
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def latest_of_key_partition(bootstrap: str, topic: str, key: bytes, wanted) -> dict[bytes, bytes]:
+    """The latest value of every key `wanted(key)` accepts in the partition `key` maps to, read from
+    its beginning to its end at the start (a plain consumer, no group); a tombstone forgets a key.
+    For the commands that show one person's records of a compacted topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitions = await topic_partitions(bootstrap, topic)
+    tp = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        latest: dict[bytes, bytes | None] = {}
+        while await consumer.position(tp) < end:
+            for rec in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if rec.key is not None and wanted(rec.key):
+                    latest[rec.key] = rec.value
+        return {k: v for k, v in latest.items() if v is not None}
+    finally:
+        await consumer.stop()

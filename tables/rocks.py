@@ -5,6 +5,7 @@ batch, so that after a crash the store and its offsets never disagree."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from rocksdict import Rdict, WriteBatch
@@ -44,6 +45,18 @@ def read_offsets(db: Rdict, partitions: list[int]) -> dict[int, int]:
     """Next offset to read per partition, for the partitions the store has seen."""
     values = db.get([offset_key(p) for p in partitions])
     return {p: struct.unpack(">q", v)[0] for p, v in zip(partitions, values) if v is not None}
+
+
+def scan_prefix(db: Rdict, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of every key of `db` starting with `prefix`, in key order."""
+    it = db.iter()
+    it.seek(prefix)
+    while it.valid():
+        key = it.key()
+        if not key.startswith(prefix):
+            break
+        yield key, it.value()
+        it.next()
 
 
 def new_batch() -> WriteBatch:

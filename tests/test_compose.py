@@ -311,13 +311,17 @@ def test_workers_have_distinct_ids_and_their_own_state(services):
 def test_our_services_run_valid_esep_commands(services):
     from streams.cli import parser
 
+    checked = []
     for name, service in services.items():
         if "build" not in service:
             continue
         try:
-            parser().parse_args(command_of(service))
+            args = parser().parse_args(command_of(service))
         except SystemExit:
             pytest.fail(f"{name}: `esep {' '.join(command_of(service))}` is not a valid esep command")
+        assert callable(getattr(args, "func", None)), f"{name}: `esep {' '.join(command_of(service))}` runs nothing"
+        checked.append(name)
+    assert "simulator" in checked and worker_services(services), "the workers and the simulator are built here"
 
 
 def test_simulator_is_optional(services):

@@ -11,7 +11,10 @@ Phases (each on run-scoped topics, deleted at the end):
    `esep worker` subprocess; rate from its first to its last `orders.results` record, every order
    must get a result;
 4. latency: the same worker, fresh notifications paced at half the phase-3 rate; latency is the
-   result record's timestamp minus the moment the notification was sent.
+   result record's timestamp minus the moment the notification was sent;
+5. the cost of the monthly report: phase 3 runs with the report streams on (ESEP_REPORTS=on, the
+   default, and the time they take to catch up after the last result is noted); this phase runs it
+   again on fresh topics with ESEP_REPORTS=off (skip it with --no-report-compare).
 
 A measurement, not a test: it returns 0 when the run completed, whether targets were met or not.
 """
@@ -43,7 +46,7 @@ from streams.settings import Settings
 
 from .process import ChildError
 from .reading import TopicReader
-from .runner import WorkerProcess, free_port, percentile
+from .runner import WorkerProcess, free_port, metric_value, percentile
 from .scope import RunScope
 
 TARGET_VS_NAIVE = 5.0
@@ -233,6 +236,7 @@ class Options:
     latency_orders: int | None
     latency_seconds: float
     profile_dir: Path | None
+    compare_reports: bool = True
     # Issue 14: the same-work reference (tools/bench_samework.py) and the first start (tools/bench_scale.py).
     samework: bool = True
     first_start: bool = True
@@ -271,6 +275,16 @@ class RunResult:
     max_ms: float = 0.0
     # Cores used by processes outside this run, per phase (an external broker counts as outside).
     others_cores: dict = field(default_factory=dict)
+    # Phase 3 runs with the report streams; phase 5 without (0 when skipped).
+    report_catch_up_s: float | None = None
+    esep_without_reports_lines_per_s: float = 0.0
+    # CPU seconds of the worker and of the broker from the first notification sent to the last
+    # result (with the report streams: until they read every posted entry): on a shared machine a
+    # steadier measure of a cost than lines/s.
+    esep_worker_cpu_s: float | None = None
+    esep_broker_cpu_s: float | None = None
+    esep_without_reports_worker_cpu_s: float | None = None
+    esep_without_reports_broker_cpu_s: float | None = None
     samework: dict = field(default_factory=dict)  # tools/bench_samework.py
     first_start: dict = field(default_factory=dict)  # tools/bench_scale.py
 
@@ -292,7 +306,7 @@ def _line_messages(order_records) -> list[tuple[bytes, bytes]]:
 async def phase_raw(res: Resources, scope: RunScope, messages: list[tuple[bytes, bytes]], r: RunResult) -> None:
     from tables.metadata import topic_partitions
 
-    say(f"phase 1/4 raw aiokafka ceiling: {len(messages):,} line messages, {RAW_PASSES} passes")
+    say(f"phase 1/5 raw aiokafka ceiling: {len(messages):,} line messages, {RAW_PASSES} passes")
     src, dst = scope.topic("raw-in"), scope.topic("raw-out")
     scope.create_extra_topics([src, dst])
     await _produce(res.bootstrap, ((src, k, v) for k, v in messages), "line messages")
@@ -328,7 +342,7 @@ async def phase_naive(res: Resources, scope: RunScope, messages: list[tuple[byte
                       r: RunResult) -> None:
     n = len(messages) if limit is None else min(limit, len(messages))
     capped = f"capped at {n:,} of {len(messages):,} lines (naive_lines)" if n < len(messages) else ""
-    say(f"phase 2/4 naive faust (1 event/line, 1 table update, memory store): {n:,} line messages"
+    say(f"phase 2/5 naive faust (1 event/line, 1 table update, memory store): {n:,} line messages"
         + (f", {capped}" if capped else ""))
     src, dst = scope.topic("naive-in"), scope.topic("naive-out")
     app_id = f"{scope.settings.app_id}-naive"
@@ -433,16 +447,18 @@ class Results:
 
 
 async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: list[dict], records,
-                     r: RunResult) -> tuple[WorkerProcess, TopicReader, Results]:
+                     r: RunResult, reports: bool = True, phase: str = "phase 3/5 esep worker"
+                     ) -> tuple[WorkerProcess, TopicReader, Results]:
     from .synthetic import summary_of
 
     orders = [rec for rec in records if rec.kind == "order"]
     expected_ids = {rec.expect["notification_id"] for rec in orders}
     line_count = {rec.expect["notification_id"]: rec.expect["line_count"] for rec in orders}
     total_lines = sum(line_count.values())
-    say(f"phase 3/4 esep worker: {len(registry):,} registry persons, {len(orders):,} orders of {opts.lines} lines "
-        f"= {total_lines:,} lines (+{len(records) - len(orders)} repeats/malformed records)")
-    worker = scope.worker("w1")
+    say(f"{phase} (report streams {'on' if reports else 'off'}): {len(registry):,} registry persons, "
+        f"{len(orders):,} orders of {opts.lines} lines = {total_lines:,} lines "
+        f"(+{len(records) - len(orders)} repeats/malformed records)")
+    worker = scope.worker("w1", ESEP_REPORTS="on" if reports else "off")
     scope.create_topics()
     topics = scope.topics
     await _produce(res.bootstrap, ((topics.registry_persons, p["iin"].encode(), orjson.dumps(p)) for p in registry),
@@ -462,6 +478,7 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
         f"start-up work meanwhile)")
     watch = CpuWatch(res)
     profiler = _start_profiler(scope, worker, opts.profile_dir) if opts.profile_dir is not None else None
+    cpu_at_send = _cpu_of(worker.pid), _cpu_of(res.broker_pid)
     sent_at_ms = time.time() * 1000
     await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in records),
                    "notification records")
@@ -487,9 +504,13 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
             seconds = max(1e-3, (last_ts - first_ts) / 1000)
             say(f"  esep: {len(results.first):,}/{len(expected_ids):,} orders, {done_lines:,} lines "
                 f"({done_lines / seconds:,.0f} lines/s)")
-    watch.report("esep", r)
+    watch.report("esep" if reports else "esep-without-reports", r)
     if profiler is not None:
         _stop_profiler(profiler)
+    if reports:
+        r.report_catch_up_s = await report_catch_up(worker)
+    r.esep_worker_cpu_s = _cpu_since(worker.pid, cpu_at_send[0])
+    r.esep_broker_cpu_s = _cpu_since(res.broker_pid, cpu_at_send[1])
     firsts = sorted((ts, value["lines_total"]) for nid, (ts, value) in results.first.items() if nid in expected_ids)
     seconds = max(1e-3, (firsts[-1][0] - firsts[0][0]) / 1000)
     r.esep_orders = sum(1 for nid in expected_ids if nid in results.first)
@@ -512,6 +533,33 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
     say(f"  esep: {len(ours):,} orders, {total_lines:,} lines ({r.lines_posted:,} posted + {r.lines_refunded:,} "
         f"refunded, {check}) in {seconds:.2f} s = {r.esep_lines_per_s:,.0f} lines/s")
     return worker, tail, results
+
+
+def _cpu_of(pid: int | None) -> float | None:
+    return _process_cpu(pid) if pid else None
+
+
+def _cpu_since(pid: int | None, start: float | None) -> float | None:
+    end = _cpu_of(pid)
+    return None if end is None or start is None else round(end - start, 2)
+
+
+async def report_catch_up(worker: WorkerProcess, timeout: float = 120.0) -> float | None:
+    """Seconds from the last result until the report streams counted every entry the worker posted
+    (its own metrics: entries posted, entries the report read); None when they did not in time."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        worker.check_alive()
+        text = await asyncio.to_thread(worker.metrics_text)
+        posted = metric_value(text, "esep_lines_total", 'outcome="posted"')
+        read = metric_value(text, "esep_report_records_total", 'source="contributions"')
+        if posted and read >= posted:
+            seconds = time.monotonic() - started
+            say(f"  report streams caught up {seconds:.1f} s after the last result ({read:,.0f} entries read)")
+            return seconds
+        await asyncio.sleep(0.2)
+    say(f"  report streams had not read every posted entry {timeout:.0f} s after the last result")
+    return None
 
 
 def _start_profiler(scope: RunScope, worker: WorkerProcess, out_dir: Path):
@@ -570,7 +618,7 @@ async def phase_latency(res: Resources, scope: RunScope, opts: Options, registry
     orders_per_s = r.esep_orders / r.esep_seconds if r.esep_seconds else r.esep_lines_per_s / opts.lines
     rate = max(0.5, orders_per_s / 2.0)
     n = opts.latency_orders or max(1, round(rate * opts.latency_seconds))
-    say(f"phase 4/4 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
+    say(f"phase 4/5 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
         f"~{n / rate:.0f} s")
     now = datetime.now(ALMATY)
     batch = [rec for rec in make_orders(registry, n, opts.lines, SEED + 1000 + rep, Scenario.benchmark(),
@@ -682,6 +730,8 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
         finally:
             tail.close()
             worker.stop()
+        if opts.compare_reports:
+            await phase_without_reports(res, settings, opts, registry, rep, r)
         if opts.samework:
             from .bench_samework import phase_samework
 
@@ -693,6 +743,38 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
             await phase_first_start(res, settings, opts, registry, rep, r)
         runs.append(r)
     return runs
+
+
+async def phase_without_reports(res: Resources, settings: Settings, opts: Options, registry: list[dict], rep: int,
+                                r: RunResult) -> None:
+    """Phase 3 again, on topics of its own, with ESEP_REPORTS=off: the report streams' cost."""
+    from rules.calendar import ALMATY
+
+    from .synthetic import Scenario, make_orders
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"esep-{res.run_id}-{rep}-off-"))
+    res.temp_dirs.append(workdir)
+    scope = res.scope(f"{res.run_id}-{rep}-off", workdir, settings)
+    now = datetime.now(ALMATY)
+    records = make_orders(registry, opts.orders, opts.lines, SEED + 500 + rep, Scenario.benchmark(),
+                          received_at=lambda: now, id_prefix=f"OFF{rep}")
+    off = RunResult()
+    worker, tail, _ = await phase_esep(res, scope, opts, registry, records, off, reports=False,
+                                       phase="phase 5/5 esep worker again")
+    tail.close()
+    worker.stop()
+    r.esep_without_reports_lines_per_s = off.esep_lines_per_s
+    r.esep_without_reports_worker_cpu_s = off.esep_worker_cpu_s
+    r.esep_without_reports_broker_cpu_s = off.esep_broker_cpu_s
+    r.others_cores.update(off.others_cores)
+    cost = 1 - r.esep_lines_per_s / off.esep_lines_per_s if off.esep_lines_per_s else float("nan")
+    say(f"  report streams: {r.esep_lines_per_s:,.0f} lines/s with, {off.esep_lines_per_s:,.0f} without "
+        f"({cost:+.1%} of posting throughput); worker CPU {_per_line(r.esep_worker_cpu_s, r.esep_lines)} with, "
+        f"{_per_line(off.esep_worker_cpu_s, off.esep_lines)} without")
+
+
+def _per_line(cpu_s: float | None, lines: int) -> str:
+    return "n/a" if cpu_s is None or not lines else f"{cpu_s / lines * 1e6:.0f} us/line"
 
 
 def _median(runs: list[RunResult], name: str) -> float:
@@ -743,6 +825,7 @@ def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: 
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_at_start": load_at_start},
         "others_cores_max": max((c for r in runs for c in r.others_cores.values()), default=None),
+        "reports": _reports_summary(runs, opts),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "per_run": [asdict(r) for r in runs],
     }
@@ -767,6 +850,24 @@ def _scale_summary(summary: dict, runs: list[RunResult]) -> None:
         summary["pass"].update(passed)
 
 
+def _reports_summary(runs: list[RunResult], opts: Options) -> dict:
+    with_ = _median(runs, "esep_lines_per_s")
+    catch_up = [r.report_catch_up_s for r in runs if r.report_catch_up_s is not None]
+    out = {"lines_per_s_with_reports": round(with_, 1),
+           "report_catch_up_s": round(statistics.median(catch_up), 2) if catch_up else None}
+    if opts.compare_reports:
+        without = _median(runs, "esep_without_reports_lines_per_s")
+        out["lines_per_s_without_reports"] = round(without, 1)
+        out["cost_of_reports"] = round(1 - with_ / without, 3) if without else None
+    for key, name in (("worker_cpu_us_per_line_with_reports", "esep_worker_cpu_s"),
+                      ("broker_cpu_us_per_line_with_reports", "esep_broker_cpu_s"),
+                      ("worker_cpu_us_per_line_without_reports", "esep_without_reports_worker_cpu_s"),
+                      ("broker_cpu_us_per_line_without_reports", "esep_without_reports_broker_cpu_s")):
+        values = [getattr(r, name) / r.esep_lines * 1e6 for r in runs if getattr(r, name) is not None and r.esep_lines]
+        out[key] = round(statistics.median(values), 1) if values else None
+    return out
+
+
 def render(summary: dict, runs: list[RunResult]) -> str:
     med = f" (median of {len(runs)} runs)" if len(runs) > 1 else ""
     raw, naive, esep = (summary["raw_ceiling_lines_per_s"], summary["naive_faust_lines_per_s"],
@@ -784,7 +885,8 @@ def render(summary: dict, runs: list[RunResult]) -> str:
     ]
     w = max(len(r[0]) for r in rows)
     out = [f"esep bench{med}: {summary['orders']:,} orders x {summary['lines_per_order']} lines, "
-           f"{runs[-1].registry_persons:,} registry persons, broker {summary['broker']}, {summary['machine']['cores']} cores",
+           f"{runs[-1].registry_persons:,} registry persons, broker {summary['broker']}, "
+           f"{summary['machine']['cores']} cores",
            "",
            f"{'implementation':<{w}} | {'lines':>9} | {'seconds':>8} | {'lines/s':>9} | vs target",
            f"{'-' * w}-+-{'-' * 9}-+-{'-' * 8}-+-{'-' * 9}-+-{'-' * 40}"]
@@ -802,13 +904,27 @@ def render(summary: dict, runs: list[RunResult]) -> str:
         f"results: every order got one: {'yes' if summary['all_orders_have_results'] else 'NO'}; "
         f"{summary['lines_posted']:,} lines posted + {summary['lines_refunded']:,} refunded "
         f"({'as expected by construction' if summary['results_match_expected'] else 'NOT as expected'})",
-        f"registry: {runs[-1].registry_persons:,} persons loaded in {summary['registry_load_s'] or float('nan'):.1f} s; "
+        f"registry: {runs[-1].registry_persons:,} persons loaded in "
+        f"{summary['registry_load_s'] or float('nan'):.1f} s; "
         f"worker ready {summary['worker_ready_s']:.1f} s after start, idle {summary['worker_settle_s']:.1f} s later "
         f"({summary['worker_settle_cpu_s']:.1f} CPU s of start-up work; orders sent after it)",
         f"worker: ESEP_BATCH_SIZE={summary['worker']['batch_size']}, "
         f"ESEP_BATCH_WITHIN_MS={summary['worker']['batch_within_ms']:g}, {summary['worker']['partitions']} partitions, "
         f"ESEP_PENDING=off (lines decided at once, no registry-lag hold)",
     ]
+    reports = summary["reports"]
+    if "lines_per_s_without_reports" in reports:
+        cost = reports["cost_of_reports"]
+        out.append(f"monthly report streams (ESEP_REPORTS): {reports['lines_per_s_with_reports']:,.0f} lines/s with, "
+                   f"{reports['lines_per_s_without_reports']:,.0f} without"
+                   + (f" ({cost:.1%} of posting throughput)" if cost is not None else ""))
+    if reports.get("worker_cpu_us_per_line_without_reports") is not None:
+        out.append(f"CPU per line, worker + broker: {reports['worker_cpu_us_per_line_with_reports']:.0f} + "
+                   f"{reports['broker_cpu_us_per_line_with_reports'] or 0:.0f} us with the report streams, "
+                   f"{reports['worker_cpu_us_per_line_without_reports']:.0f} + "
+                   f"{reports['broker_cpu_us_per_line_without_reports'] or 0:.0f} us without")
+    if reports["report_catch_up_s"] is not None:
+        out.append(f"report streams caught up {reports['report_catch_up_s']:.1f} s after the last result")
     busiest = summary["others_cores_max"]
     if busiest is not None:
         out.append(f"machine: other processes used at most {busiest:.2f} cores during a phase"
@@ -849,7 +965,8 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
               out: str | os.PathLike | None = "bench-results/bench.json", runs: int = 1, *,
               naive_lines: int | None = None, latency_orders: int | None = None,
               latency_seconds: float = LATENCY_SECONDS, profile_dir: str | os.PathLike | None = None,
-              samework: bool = True, first_start: bool = True) -> int:
+              samework: bool = True, first_start: bool = True,
+              compare_reports: bool = True) -> int:
     """Run the benchmark, print the table, write the JSON to `out`. 0 when the run completed (targets
     met or not), 1 when it could not. Unset keyword options fall back to ESEP_BENCH_NAIVE_LINES,
     ESEP_BENCH_LATENCY_ORDERS and ESEP_BENCH_PROFILE."""
@@ -865,6 +982,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
             latency_seconds=latency_seconds,
             profile_dir=_profile_dir(profile_dir),
             samework=samework, first_start=first_start,
+            compare_reports=compare_reports,
         )
     except BenchError as exc:
         say(f"error: {exc}")
@@ -979,6 +1097,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-orders", type=int, default=None, help="orders of the latency phase (default ~15 s)")
     p.add_argument("--latency-seconds", type=float, default=LATENCY_SECONDS)
     p.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker during phase 3")
+    p.add_argument("--no-report-compare", dest="report_compare", action="store_false",
+                   help="skip phase 5 (the worker again with ESEP_REPORTS=off)")
     add_scale_flags(p)
     args = p.parse_args(argv)
     settings = Settings.from_env()
@@ -986,7 +1106,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                          runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
                          latency_seconds=args.latency_seconds, profile_dir=args.profile,
-                         samework=args.same_work, first_start=args.first_start)
+                         samework=args.same_work, first_start=args.first_start,
+
+                         compare_reports=args.report_compare)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -62,7 +62,8 @@ def _bench(args, settings: Settings) -> int:
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile, samework=args.same_work, first_start=args.first_start)
+                     profile_dir=args.profile, samework=args.same_work,
+                     first_start=args.first_start, compare_reports=args.report_compare)
 
 
 @_broker_errors
@@ -113,6 +114,8 @@ def bench_command(sub) -> None:
     b.add_argument("--first-start", action=argparse.BooleanOptionalAction, default=True,
                    help="a fresh worker with --persons persons and its orders already in Kafka, then restarts "
                         "after SIGKILL on the same and on a new port (default on)")
+    b.add_argument("--no-report-compare", dest="report_compare", action="store_false",
+                   help="skip phase 5 (the worker again with ESEP_REPORTS=off: the report streams' cost)")
     b.set_defaults(func=_bench)
 
 
@@ -154,3 +157,34 @@ def chaos_command(sub) -> None:
     c.add_argument("--json", default="chaos-results/chaos.json", help="where to write the figures")
     c.add_argument("--keep", action="store_true", help="keep the logs and the broker's data when it passes too")
     c.set_defaults(func=_chaos)
+
+
+@_broker_errors
+def _report(args, settings: Settings) -> int:
+    from rules.dates import parse_period
+
+    from .report_recount import run_files, run_recount
+
+    words = list(args.words)
+    recounting = bool(words) and words[0] == "recount"
+    if recounting:
+        words = words[1:]
+    if len(words) != 1 or parse_period(words[0]) is None:
+        raise CommandError("usage: esep report YYYY-MM [--out DIR]  |  esep report recount YYYY-MM [--json PATH]")
+    month = words[0]
+    if recounting:
+        return run_recount(settings, settings.resolve_broker(), month, out=args.json)
+    return run_files(settings, settings.resolve_broker(), month, args.out, args.version, args.revision)
+
+
+def report_command(sub) -> None:
+    r = sub.add_parser("report", help="the monthly report: `esep report YYYY-MM` writes a published version as CSV, "
+                                      "XLSX and PNG; `esep report recount YYYY-MM` recounts the month from the "
+                                      "output topics and checks every published version at its covers")
+    r.add_argument("words", nargs="+", metavar="[recount] YYYY-MM")
+    r.add_argument("--out", default="report-output", help="folder for the CSV, XLSX and PNG (default report-output)")
+    r.add_argument("--version", choices=["preliminary", "final", "revised"], default=None,
+                   help="which version (default: the last published)")
+    r.add_argument("--revision", type=int, default=None, help="which revision of a revised version")
+    r.add_argument("--json", default=None, help="recount: write the recounted sections here instead of stdout")
+    r.set_defaults(func=_report)

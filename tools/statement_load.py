@@ -2,8 +2,9 @@
 
 On run-scoped topics of the configured broker (or a local one started for the run, as `esep bench`
 does): a synthetic registry, a warm-up day of orders (posted, and every account caught up), then
-notifications fed at `--lines-per-s` (default 8,800: half the 17,646 lines/s of the README's bench)
-while `--requests` statement requests (default 1,000) are sent all at once to the worker(s) on
+notifications fed at `--lines-per-s` (default: half the full-speed rate of the warm-up day, which
+is sent all at once and measured in the same run, like `esep bench`'s worker phase) while
+`--requests` statement requests (default 1,000) are sent all at once to the worker(s) on
 127.0.0.1, over at most `--connections` connections. Reported: the statements' latency (from the
 moment all were sent; p50, p99, max) and statuses, and the posting rate (lines decided per second
 while the requests were in flight, from the results' Kafka timestamps) with the posting latency of
@@ -31,9 +32,6 @@ from .reading import TopicReader
 from .runner import broker_for, metric_value, percentile
 from .scope import RunScope
 from .synthetic import Scenario, make_orders, make_registry
-
-BENCH_LINES_PER_S = 17_646  # README, "Benchmark": one worker, batches of 200 orders
-
 
 def say(msg: str) -> None:
     print(f"statement-load: {msg}", flush=True)
@@ -127,8 +125,8 @@ def _wait(predicate, timeout_s: float, what: str, workers) -> None:
 
 
 def run_load(settings: Settings, *, requests: int = 1000, connections: int = 1000, workers: int = 1,
-             persons: int = 20_000, warmup_orders: int = 1000, lines: int = 20,
-             lines_per_s: float = BENCH_LINES_PER_S / 2, lead_s: float = 5.0, seed: int = 430, accounts: bool = True,
+             persons: int = 50_000, warmup_orders: int = 3000, lines: int = 20,
+             lines_per_s: float | None = None, lead_s: float = 5.0, seed: int = 430, accounts: bool = True,
              work_dir: Path | None = None, log=say) -> dict:
     """Run the measurement; returns the figures (also printed by `main`)."""
     run_id = f"load-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -159,6 +157,7 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
             for w in procs:
                 w.wait_ready(300)
             warm = make_orders(registry, warmup_orders, lines, seed=seed, scenario=Scenario.clean(), id_prefix="WARM")
+            warm_sent = time.time()
             asyncio.run(_produce(bootstrap, t.credit_notifications, warm))
 
             def settled() -> bool:
@@ -169,6 +168,11 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
                 return decided >= warmup_orders and (applied >= posted or not accounts)
 
             _wait(settled, 600, "the warm-up day posted and in the accounts", procs)
+            warm_results = _results(bootstrap, t.order_results)
+            # The full-speed rate of this run: the warm-up day was offered all at once.
+            full_rate = sum(r[1] for r in warm_results) / max(max(r[2] for r in warm_results) / 1000 - warm_sent, 1e-3)
+            if lines_per_s is None:
+                lines_per_s = full_rate / 2
             iins = _posted_iins(bootstrap, t.posted_contributions)
             rng = random.Random(seed)
             asked = [rng.choice(iins) for _ in range(requests)]
@@ -220,6 +224,7 @@ def run_load(settings: Settings, *, requests: int = 1000, connections: int = 100
                 "statement_p99_ms": round(percentile(seconds, 99) * 1000, 1),
                 "statement_max_ms": round(max(seconds) * 1000, 1) if seconds else None,
                 "requests_span_s": round(span, 2),
+                "full_speed_lines_per_s": round(full_rate),
                 "offered_lines_per_s": round(lines_per_s),
                 "posted_lines_per_s_during_requests": round(sum(r[1] for r in in_window) / span),
                 "posted_lines_per_s_whole_feed": round(sum(r[1] for r in results) / max(
@@ -242,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--connections", type=int, default=1000, help="at most this many open at once")
     p.add_argument("--workers", type=int, default=1, help="requests spread over them (a share routed)")
-    p.add_argument("--persons", type=int, default=20_000)
-    p.add_argument("--warmup-orders", type=int, default=1000)
-    p.add_argument("--lines-per-s", type=float, default=BENCH_LINES_PER_S / 2)
+    p.add_argument("--persons", type=int, default=50_000)
+    p.add_argument("--warmup-orders", type=int, default=3000,
+                   help="the warm-up day, sent at once: its rate is the full-speed rate")
+    p.add_argument("--lines-per-s", type=float, default=None,
+                   help="the feed's rate during the requests (default: half the warm-up day's full-speed rate)")
     p.add_argument("--no-accounts", action="store_true", help="workers keep no accounts: the posting rate's reference")
     p.add_argument("--json", default="bench-results/statement-load.json")
     args = p.parse_args(argv)

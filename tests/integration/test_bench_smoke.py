@@ -56,6 +56,9 @@ def test_bench_tiny_run_writes_the_five_keys(broker, tmp_path, capsys):
     assert run["lines_posted"] + run["lines_refunded"] == 200
     assert run["raw_lines"] == 200 and run["naive_lines"] == 200
     assert run["latency_orders"] == 20
+    # Phase 5: the same worker without the monthly report's streams, for their cost.
+    assert summary["reports"]["lines_per_s_without_reports"] > 0
+    assert run["report_catch_up_s"] is not None, "the report streams read every posted entry"
     assert "implementation" in printed and "lines/s" in printed
     # Issue 14: the same-work reference and the first start, in the JSON with their targets and in the table.
     assert summary["same_work_lines_per_s"] > 0 and summary["ratio_vs_same_work"] > 0

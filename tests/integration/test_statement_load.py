@@ -18,3 +18,4 @@ def test_statements_answered_while_posting(broker, tmp_path):
     print(figures)
     assert figures["statuses"] == {200: 200}, figures
     assert figures["orders_fed"] > 0 and figures["posted_lines_per_s_whole_feed"] > 0
+    assert figures["full_speed_lines_per_s"] > 0 and figures["offered_lines_per_s"] == 1000

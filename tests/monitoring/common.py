@@ -24,11 +24,14 @@ PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "esep.yml"
 ALERTS = {
     "EsepWorkerDown", "EsepConsumerLagGrowing", "EsepPendingNearDeadline", "EsepDeadlineBreach",
     "EsepDeadLetterRate", "EsepRefundRateSpike", "EsepRegistryNotReady", "EsepCalendarRunningOut",
-    "EsepIllegalTransitions", "EsepHeldTransfersNearCutoff",
+    "EsepIllegalTransitions", "EsepHeldTransfersNearCutoff", "EsepReportVersionLate",
 }
 # Labels are bounded enums or deployment constants: a new label is added here on purpose.
 ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", "topic", "partition", "kind",
-                  "store", "stage", "payment_type", "decision", "input", "endpoint"}
+                  "store", "stage", "payment_type", "decision", "input", "endpoint",
+                  # The monthly report: version (preliminary, final, revised); month (YYYY-MM) only on
+                  # the assembler's gauges of open months and of its last version.
+                  "version", "month"}
 INFO_LABELS = {"version", "worker_id", "app_id"}
 # Personal or per-record data: never a label (confidentiality, and unbounded cardinality).
 FORBIDDEN_LABELS = {"iin", "name", "surname", "patronymic", "birth_date", "payer", "payer_name", "bin_iin",

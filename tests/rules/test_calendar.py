@@ -85,7 +85,8 @@ def test_resolve_prefers_tzdata_package_over_stale_host():
 def test_resolve_uses_package_when_host_has_no_database():
     def missing():
         raise zoneinfo.ZoneInfoNotFoundError("Asia/Almaty")
-    check_tzdata(resolve_almaty(host=missing))
+    assert resolve_almaty(host=missing, package=lambda: PLUS5) is PLUS5
+    check_tzdata(resolve_almaty(host=missing))  # the tzdata package installed with esep is current
 
 
 def test_resolve_keeps_current_host_zone():
