@@ -316,7 +316,9 @@ async def phase_first_start(res, settings, opts, registry: list[dict], rep: int,
             f"{fs['cpu_s_at_ready']:.1f} CPU s), RSS {fs['rss_at_ready_mib']:.0f} MiB")
         if opts.profile_dir is not None:
             profiler = _start_profiler(scope, worker, opts.profile_dir)
+        broker = _Cores(res.broker_pid)
         got = await await_orders(tail, results, first_ids, line_count, worker, "first start")
+        fs["first_start_broker_cores"] = broker.cores()
         changes_then = _metric(worker, "esep_registry_changes_total")
         if profiler is not None:
             _stop_profiler(profiler)
@@ -331,7 +333,8 @@ async def phase_first_start(res, settings, opts, registry: list[dict], rep: int,
                   first_start_results_match_expected=(got.posted == expected["lines_posted"]
                                                       and got.refunded == expected["lines_refunded"]))
         say(f"  first start: {got.lines:,} lines in {fs['first_start_seconds']:.2f} s = {got.lines_per_s:,.0f} "
-            f"lines/s (worker {fs['first_start_worker_cores'] or float('nan'):.2f} cores; "
+            f"lines/s (worker {fs['first_start_worker_cores'] or float('nan'):.2f} cores, broker "
+            f"{fs['first_start_broker_cores'] or float('nan'):.2f}; "
             f"{changes_then or 0:,.0f} of {persons:,} first versions recorded by the last result)")
 
         settle_s, settle_cpu = await wait_settled(worker, timeout=300.0 + persons * 400e-6)
@@ -350,14 +353,17 @@ async def phase_first_start(res, settings, opts, registry: list[dict], rep: int,
 
         await _produce(res.bootstrap, ((topics.credit_notifications, rec.key, rec.value) for rec in warm),
                        "notification records (warm)")
+        broker = _Cores(res.broker_pid)
         got = await await_orders(tail, results, warm_ids, line_count, worker, "warm")
+        fs["warm_broker_cores"] = broker.cores()
         fs.update(warm_lines=got.lines, warm_seconds=round((got.last_ms - got.first_ms) / 1000, 2),
                   warm_lines_per_s=round(got.lines_per_s, 1),
                   warm_worker_cores=_round(proc.cores_between(got.first_ms / 1000, got.last_ms / 1000)),
                   peak_rss_mib=round(proc.peak_mib(), 1))
         fs["first_vs_warm"] = round(fs["first_start_lines_per_s"] / got.lines_per_s, 3) if got.lines_per_s else 0.0
         say(f"  warm, same worker: {got.lines:,} lines in {fs['warm_seconds']:.2f} s = {got.lines_per_s:,.0f} lines/s "
-            f"(worker {fs['warm_worker_cores'] or float('nan'):.2f} cores); first start / warm = "
+            f"(worker {fs['warm_worker_cores'] or float('nan'):.2f} cores, broker "
+            f"{fs['warm_broker_cores'] or float('nan'):.2f}); first start / warm = "
             f"{fs['first_vs_warm']:.2f}")
         watch.report("first-start", r)
 
@@ -403,6 +409,22 @@ async def _restart(res, scope, worker, tail, results, label: str, new_port: bool
     say(f"  {label.replace('_', ' ')} after SIGKILL (web port {old_port} -> {worker.port}): ready in {ready_s:.1f} s, "
         f"posting again (results of {len(ids)} orders sent while it was down) {posting_s:.1f} s after start")
     return worker
+
+
+class _Cores:
+    """Cores a process (the broker) used from now until `cores()` is called."""
+
+    def __init__(self, pid: int | None):
+        from .bench import _process_cpu
+
+        self.pid, self.cpu_of = pid, _process_cpu
+        self.at, self.cpu = time.monotonic(), (_process_cpu(pid) if pid else None)
+
+    def cores(self) -> float | None:
+        now = self.cpu_of(self.pid) if self.pid else None
+        if now is None or self.cpu is None:
+            return None
+        return round((now - self.cpu) / max(1e-3, time.monotonic() - self.at), 2)
 
 
 def _metric(worker, name: str) -> float | None:
@@ -479,11 +501,10 @@ def table_rows(summary: dict, runs) -> list[tuple[str, str, str, bool | None]]:
              "-> 1x", None),
             ("  RSS at ready / peak (MiB)", f"{fs['rss_at_ready_mib']:.0f} / {fs['peak_rss_mib']:.0f}",
              f"< {TARGET_RSS_MIB:.0f}", p["rss_mib"]),
-            ("  posting during first start (lines/s)",
-             f"{fs['first_start_lines_per_s']:,.0f} ({fs.get('first_start_worker_cores') or float('nan'):.2f} cores)",
-             "", None),
-            (f"  warm, same worker, {n:,} persons (lines/s)",
-             f"{fs['warm_lines_per_s']:,.0f} ({fs.get('warm_worker_cores') or float('nan'):.2f} cores)", "", None),
+            ("  posting during first start (lines/s; worker, broker cores)",
+             f"{fs['first_start_lines_per_s']:,.0f} ({_cores(fs, 'first_start')})", "", None),
+            (f"  warm, same worker, {n:,} persons (lines/s; worker, broker cores)",
+             f"{fs['warm_lines_per_s']:,.0f} ({_cores(fs, 'warm')})", "", None),
             ("  first start / warm", f"{fs['first_vs_warm']:.2f}x", f">= {TARGET_FIRST_VS_WARM}x", p["first_vs_warm"]),
             ("  start-up work done (idle) after ready (s)", f"{fs['settle_after_ready_s']:.0f} "
              f"({fs['settle_cpu_s']:.0f} CPU s)", "", None),
@@ -497,6 +518,11 @@ def table_rows(summary: dict, runs) -> list[tuple[str, str, str, bool | None]]:
              f"same port + {NEW_ADDRESS_SLACK_S:.0f}", p["new_address"]),
         ]
     return rows
+
+
+def _cores(fs: dict, phase: str) -> str:
+    worker, broker = fs.get(f"{phase}_worker_cores"), fs.get(f"{phase}_broker_cores")
+    return ", ".join("-" if c is None else f"{c:.2f}" for c in (worker, broker))
 
 
 def render_rows(summary: dict, runs) -> list[str]:
