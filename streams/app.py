@@ -38,6 +38,7 @@ from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
 from .topics import OUTPUT_RECORD_MAX_BYTES
+from .yielding import PostingActivity
 
 if TYPE_CHECKING:
     from rules.calendar import BusinessCalendar
@@ -92,7 +93,10 @@ class Runtime:
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink, calendar,
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
                                           owned_partitions=self.owned_partitions, observer=self.observer)
-        self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now)
+        # Posting's batches, so that the change publisher yields to them (streams/yielding.py).
+        self.posting = PostingActivity()
+        self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now,
+                                               posting=self.posting)
         self.reports = report_parts(s, bootstrap, calendar)
 
     async def run(self) -> None:
@@ -282,7 +286,11 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
                     for e in events:
                         await stream.ack(e)
 
-                await runtime.processor.process(batch, acknowledge)
+                runtime.posting.begin()
+                try:
+                    await runtime.processor.process(batch, acknowledge)
+                finally:
+                    runtime.posting.end()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,0 +1,46 @@
+"""Background work yields to posting (issue 14, item 3).
+
+The worker is one event loop: while the registry-change publisher handles a batch (at a first start
+it records a first version of every person, ~90 µs of CPU each), posting waits. So while posting is
+busy, the publisher takes at most a share of the time: after each of its batches it pauses for
+what keeps it to that share. When posting idles, the publisher runs at full speed."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+# The publisher's share of the time while posting is busy: posting keeps 95 % of the loop, and a
+# first start's registry history still advances (at a twentieth of its idle rate).
+BACKGROUND_SHARE = 0.05
+# Posting counts as busy for this long after its last batch: between two batches of a backlog the
+# agent only waits for the broker's acknowledgements (a few ms to tens of ms).
+IDLE_AFTER_S = 0.5
+# A pause never exceeds this, whatever one batch took (a slow broker round trip, say).
+MAX_PAUSE_S = 2.0
+
+
+class PostingActivity:
+    """When the posting agent last handled a batch, and whether it is handling one now."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, idle_after_s: float = IDLE_AFTER_S):
+        self.clock = clock
+        self.idle_after_s = idle_after_s
+        self.active = 0
+        self.last_end = float("-inf")
+
+    def begin(self) -> None:
+        self.active += 1
+
+    def end(self) -> None:
+        self.active -= 1
+        self.last_end = self.clock()
+
+    def busy(self) -> bool:
+        return self.active > 0 or self.clock() - self.last_end < self.idle_after_s
+
+
+def pause_after(spent_s: float, share: float = BACKGROUND_SHARE, max_pause_s: float = MAX_PAUSE_S) -> float:
+    """Seconds to pause after background work that took `spent_s`, so that it takes `share` of the time."""
+    if spent_s <= 0 or share >= 1:
+        return 0.0
+    return min(max_pause_s, spent_s * (1 - share) / share)
