@@ -94,7 +94,7 @@ class Runtime:
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
                                           owned_partitions=self.owned_partitions, observer=self.observer)
         # Posting's batches, so that the change publisher yields to them (streams/yielding.py).
-        self.posting = PostingActivity()
+        self.posting = PostingActivity(backlog=lambda: sum(self.notification_lag().values()))
         self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now,
                                                posting=self.posting)
         self.reports = report_parts(s, bootstrap, calendar)
@@ -164,19 +164,27 @@ class Runtime:
             # beyond an order, and stops the worker (its restore re-checks every held order).
             await self.processor.recheck(changed)
 
-    def observe_lag(self) -> None:
+    def notification_lag(self) -> dict[int, int]:
+        """Notifications not yet processed, per owned partition (known once a partition had a batch)."""
         topic = self.settings.topics.credit_notifications
         try:
             assignment = self.app.consumer.assignment()
         except ConsumerNotStarted:
             assignment = set()
+        out = {}
         for tp in assignment:
             if tp.topic != topic:
                 continue
             high = self.app.consumer.highwater(tp)
             done = self.processor.next_offsets.get(tp.partition)
             if high is not None and done is not None:
-                metrics.consumer_lag.labels(topic, str(tp.partition)).set(max(0, high - done))
+                out[tp.partition] = max(0, high - done)
+        return out
+
+    def observe_lag(self) -> None:
+        topic = self.settings.topics.credit_notifications
+        for partition, lag in self.notification_lag().items():
+            metrics.consumer_lag.labels(topic, str(partition)).set(lag)
         registry_topic = self.settings.topics.registry_persons
         for partition, lag in self.replica.stats.lag.items():
             metrics.consumer_lag.labels(registry_topic, str(partition)).set(lag)

@@ -20,10 +20,14 @@ MAX_PAUSE_S = 2.0
 
 
 class PostingActivity:
-    """When the posting agent last handled a batch, and whether it is handling one now."""
+    """Whether posting is busy: a batch in hand, one handled within `idle_after_s`, or notifications
+    waiting (`backlog`). The backlog matters on a loaded machine: there the other agents' turns can
+    keep posting's next batch more than `idle_after_s` away although its input is waiting."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, idle_after_s: float = IDLE_AFTER_S):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, idle_after_s: float = IDLE_AFTER_S,
+                 backlog: Callable[[], int] | None = None):
         self.clock = clock
+        self.backlog = backlog
         self.idle_after_s = idle_after_s
         self.active = 0
         self.last_end = float("-inf")
@@ -36,7 +40,9 @@ class PostingActivity:
         self.last_end = self.clock()
 
     def busy(self) -> bool:
-        return self.active > 0 or self.clock() - self.last_end < self.idle_after_s
+        if self.active > 0 or self.clock() - self.last_end < self.idle_after_s:
+            return True
+        return self.backlog is not None and self.backlog() > 0
 
 
 def pause_after(spent_s: float, share: float = BACKGROUND_SHARE, max_pause_s: float = MAX_PAUSE_S) -> float:

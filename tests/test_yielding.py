@@ -77,3 +77,15 @@ def test_a_publisher_without_posting_never_pauses(monkeypatch):
     monkeypatch.setattr(registry_changes.asyncio, "sleep", sleep)
     asyncio.run(_publisher(None).yield_to_posting(0.04))
     assert slept == [0.0]
+
+
+def test_posting_with_notifications_waiting_is_busy_long_after_its_last_batch():
+    clock = FakeClock()
+    waiting = [0]
+    posting = PostingActivity(clock, idle_after_s=0.5, backlog=lambda: waiting[0])
+    posting.begin()
+    posting.end()
+    clock.now += 5.0  # the other agents' turns on a loaded machine
+    assert not posting.busy()
+    waiting[0] = 120
+    assert posting.busy()

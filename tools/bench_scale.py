@@ -337,7 +337,9 @@ async def phase_first_start(res, settings, opts, registry: list[dict], rep: int,
             f"{fs['first_start_broker_cores'] or float('nan'):.2f}; "
             f"{changes_then or 0:,.0f} of {persons:,} first versions recorded by the last result)")
 
-        settle_s, settle_cpu = await wait_settled(worker, timeout=300.0 + persons * 400e-6)
+        # The publisher records every person's first version: ~120 CPU µs a person, several times that in
+        # wall time on a loaded machine.
+        settle_s, settle_cpu = await wait_settled(worker, timeout=300.0 + persons * 800e-6)
         fs.update(settle_after_ready_s=round(time.time() - ready_wall, 1), settle_cpu_s=round(settle_cpu, 1),
                   peak_rss_first_start_mib=round(proc.peak_mib(), 1),
                   registry_changes_at_settle=_metric(worker, "esep_registry_changes_total"))
@@ -361,6 +363,13 @@ async def phase_first_start(res, settings, opts, registry: list[dict], rep: int,
                   warm_worker_cores=_round(proc.cores_between(got.first_ms / 1000, got.last_ms / 1000)),
                   peak_rss_mib=round(proc.peak_mib(), 1))
         fs["first_vs_warm"] = round(fs["first_start_lines_per_s"] / got.lines_per_s, 3) if got.lines_per_s else 0.0
+        # On a shared machine the worker gets more or less of a core from one minute to the next: lines
+        # per second of the worker's own CPU compare the two phases' costs whatever it got.
+        if fs["first_start_worker_cores"] and fs["warm_worker_cores"]:
+            first_per_cpu = fs["first_start_lines_per_s"] / fs["first_start_worker_cores"]
+            warm_per_cpu = got.lines_per_s / fs["warm_worker_cores"]
+            fs.update(first_start_lines_per_cpu_s=round(first_per_cpu, 1), warm_lines_per_cpu_s=round(warm_per_cpu, 1),
+                      first_vs_warm_per_cpu=round(first_per_cpu / warm_per_cpu, 3))
         say(f"  warm, same worker: {got.lines:,} lines in {fs['warm_seconds']:.2f} s = {got.lines_per_s:,.0f} lines/s "
             f"(worker {fs['warm_worker_cores'] or float('nan'):.2f} cores, broker "
             f"{fs['warm_broker_cores'] or float('nan'):.2f}); first start / warm = "
@@ -505,7 +514,9 @@ def table_rows(summary: dict, runs) -> list[tuple[str, str, str, bool | None]]:
              f"{fs['first_start_lines_per_s']:,.0f} ({_cores(fs, 'first_start')})", "", None),
             (f"  warm, same worker, {n:,} persons (lines/s; worker, broker cores)",
              f"{fs['warm_lines_per_s']:,.0f} ({_cores(fs, 'warm')})", "", None),
-            ("  first start / warm", f"{fs['first_vs_warm']:.2f}x", f">= {TARGET_FIRST_VS_WARM}x", p["first_vs_warm"]),
+            ("  first start / warm (per worker CPU second)",
+             f"{fs['first_vs_warm']:.2f}x ({fs.get('first_vs_warm_per_cpu') or float('nan'):.2f}x)",
+             f">= {TARGET_FIRST_VS_WARM}x", p["first_vs_warm"]),
             ("  start-up work done (idle) after ready (s)", f"{fs['settle_after_ready_s']:.0f} "
              f"({fs['settle_cpu_s']:.0f} CPU s)", "", None),
             ("  data dir per million persons (MiB)", f"{fs['disk_mib_per_million']:.0f} (registry "
