@@ -47,6 +47,7 @@ class SameWorkResult:
     lines: int
     seconds: float
     batches: int
+    cpu_s: float  # this process's CPU over the same span: steadier than the rate on a shared machine
 
     @property
     def per_s(self) -> float:
@@ -112,7 +113,7 @@ async def same_work_loop(bootstrap: str, in_topic: str, partitions: list[int], r
             if not fetched:
                 continue
             if started is None:
-                started = time.monotonic()
+                started, cpu_started = time.monotonic(), time.process_time()
             now = datetime.now(timezone.utc)
             stamp = entries.stamp(now)
             orders, futures = [], []
@@ -147,7 +148,8 @@ async def same_work_loop(bootstrap: str, in_topic: str, partitions: list[int], r
                 lines_n += len(order.lines)
             await asyncio.gather(*futures)  # the batch's outputs acknowledged before the next batch
             batches_n += 1
-        return SameWorkResult(done, orders_n, lines_n, time.monotonic() - started, batches_n)
+        return SameWorkResult(done, orders_n, lines_n, time.monotonic() - started, batches_n,
+                              time.process_time() - cpu_started)
     finally:
         await producer.stop()
         await consumer.stop()
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             r = await same_work_loop(args.bootstrap, args.in_topic, partitions, args.registry, args.out_prefix,
                                      args.expected, args.batch_size)
             print(json.dumps({"records": r.records, "orders": r.orders, "lines": r.lines, "seconds": r.seconds,
-                              "batches": r.batches, "per_s": r.per_s}), flush=True)
+                              "batches": r.batches, "per_s": r.per_s, "cpu_s": r.cpu_s}), flush=True)
 
     asyncio.run(run())
     return 0
@@ -231,6 +233,7 @@ async def phase_samework(res, scope, settings, records, registry_dir: Path, r) -
     best = sorted(passes, key=lambda x: x["per_s"])[len(passes) // 2]
     r.samework = {"lines": best["lines"], "orders": best["orders"], "seconds": round(best["seconds"], 3),
                   "lines_per_s": round(best["per_s"], 1), "batch_size": settings.batch_size,
+                  "cpu_us_per_line": round(min(x["cpu_s"] / x["lines"] for x in passes) * 1e6, 1),
                   "passes_lines_per_s": [round(x["per_s"], 1) for x in passes]}
 
 
@@ -244,8 +247,15 @@ def summary_keys(runs) -> dict:
     ref = statistics.median(x.samework["lines_per_s"] for x in measured)
     esep = statistics.median(x.esep_lines_per_s for x in measured)
     ratio = esep / ref if ref else 0.0
-    return {"same_work_lines_per_s": round(ref, 1), "ratio_vs_same_work": round(ratio, 3),
-            "same_work_target": TARGET_VS_SAMEWORK, "same_work_pass": ratio >= TARGET_VS_SAMEWORK}
+    out = {"same_work_lines_per_s": round(ref, 1), "ratio_vs_same_work": round(ratio, 3),
+           "same_work_target": TARGET_VS_SAMEWORK, "same_work_pass": ratio >= TARGET_VS_SAMEWORK,
+           "same_work_cpu_us_per_line": statistics.median(x.samework["cpu_us_per_line"] for x in measured)}
+    # The worker's own CPU per line over phase 3 (tools/bench.py measures it from the first order sent).
+    esep_cpu = [x.esep_worker_cpu_s / x.esep_lines * 1e6 for x in measured
+                if getattr(x, "esep_worker_cpu_s", None) is not None and x.esep_lines]
+    if esep_cpu:
+        out["esep_worker_cpu_us_per_line"] = round(statistics.median(esep_cpu), 1)
+    return out
 
 
 if __name__ == "__main__":

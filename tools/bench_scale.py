@@ -497,6 +497,10 @@ def table_rows(summary: dict, runs) -> list[tuple[str, str, str, bool | None]]:
         rows.append(("  vs same-work reference (aiokafka loop, same rules and registry)",
                      f"{summary['ratio_vs_same_work']:.2f}x of {summary['same_work_lines_per_s']:,.0f}",
                      f">= {summary['same_work_target']}x", p.get("vs_same_work")))
+        if summary.get("esep_worker_cpu_us_per_line"):
+            rows.append(("  CPU per line: esep worker / same-work reference (us)",
+                         f"{summary['esep_worker_cpu_us_per_line']:.0f} / {summary['same_work_cpu_us_per_line']:.0f}",
+                         "", None))
     rows.append(("latency p99 at half rate (ms)", f"{summary['p99_ms']:.0f} (p50 {summary['p50_ms']:.0f})",
                  f"<= {summary['targets']['p99_ms']:.0f}", p["p99_ms"]))
     fs = summary.get("first_start")
