@@ -30,7 +30,6 @@ from tables.registry import RegistryReplica, RegistryStore
 from . import faults
 from .accounts_agent import install_accounts, web_options
 from .assignor import StaticMemberAssignor
-from .ledger_feed import PostingFirst
 from .lifecycle import Lifecycle
 from .observe import Observer
 from .processor import PostingProcessor, utc_now
@@ -40,6 +39,7 @@ from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
 from .settings import Settings
 from .topics import OUTPUT_RECORD_MAX_BYTES
+from .yielding import PostingActivity
 
 if TYPE_CHECKING:
     from rules.calendar import BusinessCalendar
@@ -94,10 +94,12 @@ class Runtime:
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink, calendar,
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
                                           owned_partitions=self.owned_partitions, observer=self.observer)
-        self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now)
+        # Posting's batches, so that the change publisher yields to them (streams/yielding.py).
+        self.posting = PostingActivity(backlog=lambda: sum(self.notification_lag().values()))
+        self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now,
+                                               posting=self.posting)
         self.reports = report_parts(s, bootstrap, calendar)
         # Posting's batches, marked: the ledger feeds that read its output give way (streams/ledger_feed.py).
-        self.posting_first = PostingFirst()
 
     async def run(self) -> None:
         """Start-up, in this order, then watch the parts that run on:
@@ -164,19 +166,27 @@ class Runtime:
             # beyond an order, and stops the worker (its restore re-checks every held order).
             await self.processor.recheck(changed)
 
-    def observe_lag(self) -> None:
+    def notification_lag(self) -> dict[int, int]:
+        """Notifications not yet processed, per owned partition (known once a partition had a batch)."""
         topic = self.settings.topics.credit_notifications
         try:
             assignment = self.app.consumer.assignment()
         except ConsumerNotStarted:
             assignment = set()
+        out = {}
         for tp in assignment:
             if tp.topic != topic:
                 continue
             high = self.app.consumer.highwater(tp)
             done = self.processor.next_offsets.get(tp.partition)
             if high is not None and done is not None:
-                metrics.consumer_lag.labels(topic, str(tp.partition)).set(max(0, high - done))
+                out[tp.partition] = max(0, high - done)
+        return out
+
+    def observe_lag(self) -> None:
+        topic = self.settings.topics.credit_notifications
+        for partition, lag in self.notification_lag().items():
+            metrics.consumer_lag.labels(topic, str(partition)).set(lag)
         registry_topic = self.settings.topics.registry_persons
         for partition, lag in self.replica.stats.lag.items():
             metrics.consumer_lag.labels(registry_topic, str(partition)).set(lag)
@@ -287,7 +297,7 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
                     for e in events:
                         await stream.ack(e)
 
-                with runtime.posting_first.busy():
+                with runtime.posting.batch():
                     await runtime.processor.process(batch, acknowledge)
         except asyncio.CancelledError:
             raise
@@ -349,6 +359,6 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
 
     runtime.reversals = install_reversals(app, settings, bootstrap, FaustSink(app), utc_now,
                                           recipients=recipients, lifecycle=lifecycle,
-                                          posting_first=runtime.posting_first)
+                                          posting=runtime.posting)
     runtime.accounts = install_accounts(app, settings, bootstrap, runtime)  # personal accounts, statement API
     return app, runtime

@@ -31,48 +31,6 @@ class FeedStopped(RuntimeError):
     must not go on as if the target had caught up."""
 
 
-class PostingFirst:
-    """The posting agent and the feeds share one event loop (one core): a feed that keeps up takes a
-    share of the core in proportion to posting's output, however far behind posting is. Posting has
-    the latency target and the feeds' readers wait correctly for them (the reversals' decisions wait
-    for the index to catch up), so a feed given this waits, before each batch, until posting has
-    been quiet for `quiet_s`, or at most `max_wait_s`: during a burst it reads one batch per
-    `max_wait_s` and catches up once posting idles. The posting agent marks its batches `busy()`."""
-
-    def __init__(self, quiet_s: float = 0.05, max_wait_s: float = 1.0):
-        self.quiet_s = quiet_s
-        self.max_wait_s = max_wait_s
-        self.active = 0
-        self.last_busy = float("-inf")  # monotonic time the last batch ended
-
-    def busy(self) -> "_Busy":
-        return _Busy(self)
-
-    async def turn(self) -> None:
-        deadline = time.monotonic() + self.max_wait_s
-        while True:
-            now = time.monotonic()
-            if not self.active and now - self.last_busy >= self.quiet_s:
-                return
-            if now >= deadline:
-                return
-            await asyncio.sleep(min(self.quiet_s, deadline - now))
-
-
-class _Busy:
-    def __init__(self, owner: PostingFirst):
-        self.owner = owner
-
-    def __enter__(self):
-        self.owner.active += 1
-        return self
-
-    def __exit__(self, *exc):
-        self.owner.active -= 1
-        self.owner.last_busy = time.monotonic()
-        return False
-
-
 class FeedTarget(Protocol):
     """What a feed reads into (AccountsProcessor; the reversals' posted-entry index)."""
 
@@ -97,7 +55,7 @@ class LedgerFeed:
                  name: str, max_records: int = 1000, rediscover_s: float = 30.0,
                  pace: Callable[[], Awaitable[None]] | None = None):
         self.target = target
-        self.pace = pace  # awaited before each batch (PostingFirst.turn): None reads at once
+        self.pace = pace  # awaited before each batch (PostingActivity.turn, streams/yielding.py): None reads at once
         self.bootstrap = bootstrap
         self.owned = owned
         self.topics = list(topics)
@@ -267,4 +225,4 @@ class LedgerFeed:
         return total
 
 
-__all__ = ["FeedStopped", "FeedTarget", "LedgerFeed", "PostingFirst"]
+__all__ = ["FeedStopped", "FeedTarget", "LedgerFeed"]

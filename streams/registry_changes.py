@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +30,7 @@ from tables.registry import Rejection, parse_record
 from .records import InputRecord, OutputRecord, Sink, dead_letter
 from .sending import next_offsets_of, send_dead_letters, send_isolated
 from .settings import Settings
+from .yielding import PostingActivity, pause_after
 
 log = logging.getLogger("esep.registry.changes")
 
@@ -83,8 +85,11 @@ class _Revocations(ConsumerRebalanceListener):
 
 
 class RegistryChangePublisher:
-    def __init__(self, settings: Settings, bootstrap: str, store: HistoryStore, sink: Sink, clock):
+    def __init__(self, settings: Settings, bootstrap: str, store: HistoryStore, sink: Sink, clock,
+                 posting: PostingActivity | None = None):
         self.settings = settings
+        # While posting is busy, the publisher takes a bounded share of the loop (streams/yielding.py).
+        self.posting = posting
         self.bootstrap = bootstrap
         self.store = store
         self.sink = sink
@@ -113,6 +118,7 @@ class RegistryChangePublisher:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=500)
                 if not batches:
                     continue
+                started = time.monotonic()
                 async with self.lock:
                     await self._process(batches)
                     owned = consumer.assignment()
@@ -125,10 +131,16 @@ class RegistryChangePublisher:
                         # The new owner gets these records again; their versions are in the history
                         # it restores, so it re-sends the same events rather than new ones.
                         log.warning("commit of registry-change offsets failed (%s): a rebalance took them", exc)
-                await asyncio.sleep(0)
+                await self.yield_to_posting(time.monotonic() - started)
         finally:
             await consumer.stop()
             await self.reader.stop()
+
+    async def yield_to_posting(self, spent_s: float) -> None:
+        """A pause that keeps this batch's time to the publisher's share while posting is busy (at a
+        first start, recording every person's first version would otherwise take most of the loop)."""
+        pause = pause_after(spent_s) if self.posting is not None and self.posting.busy() else 0.0
+        await asyncio.sleep(pause)
 
     async def _process(self, batches) -> None:
         """One fetch, step by step:

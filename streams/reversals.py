@@ -337,7 +337,7 @@ class ReversalsWorker:
     def posted_feed(self, bootstrap: str, max_records: int = 1000,
                     pace: Callable[[], Awaitable[None]] | None = None) -> LedgerFeed:
         """The feed of `posted.contributions` into the index (its `run` is the caller's task);
-        `pace`: awaited before each batch (`streams.ledger_feed.PostingFirst.turn`)."""
+        `pace`: awaited before each batch (`streams.yielding.PostingActivity.turn`)."""
         self.feed = LedgerFeed(PostedEntries(self), bootstrap, self.owned_partitions, [self.posted_topic],
                                name="reversals", max_records=max_records, pace=pace)
         return self.feed

@@ -16,10 +16,11 @@ from datetime import timedelta
 import faust
 from faust.exceptions import ConsumerNotStarted
 
-from .ledger_feed import FeedStopped, PostingFirst
+from .ledger_feed import FeedStopped
 from .records import InputRecord, Sink
 from .reversals import ReversalsWorker, RiskMonths, no_risk_months, risk_months_in_store
 from .settings import Settings
+from .yielding import PostingActivity
 
 log = logging.getLogger("esep.reversals")
 
@@ -55,12 +56,12 @@ async def check_partitions(bootstrap: str, settings: Settings) -> None:
 
 
 def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: Sink, clock,
-                      recipients=None, lifecycle=None, posting_first: PostingFirst | None = None) -> dict:
+                      recipients=None, lifecycle=None, posting: PostingActivity | None = None) -> dict:
     """Register the agent, its timer and its rebalance hooks on `app`. Returns a holder whose
     "worker" is the `ReversalsWorker` once the app has started. `recipients`: the recipients
     ledger's runtime (None: no assignments are known, PERIOD_USED_FOR_PAYMENT never applies).
     `lifecycle`: the worker's (streams/lifecycle.py); a part that dies stops the worker.
-    `posting_first`: the posting agent's marks; the posted-entry feed gives way to posting."""
+    `posting`: the posting agent's activity; the posted-entry feed gives way to posting."""
     topics = settings.topics
     holder: dict = {"worker": None}
     started = asyncio.Event()
@@ -92,7 +93,7 @@ def install_reversals(app: faust.App, settings: Settings, bootstrap: str, sink: 
         try:
             w = ReversalsWorker(settings, bootstrap, sink, owned_partitions, clock, risk_months,
                                 before_deciding=before_deciding)
-            w.posted_feed(bootstrap, pace=posting_first.turn if posting_first is not None else None)
+            w.posted_feed(bootstrap, pace=posting.turn if posting is not None else None)
             await w.start()
         except asyncio.CancelledError:
             raise

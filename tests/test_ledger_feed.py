@@ -105,19 +105,19 @@ def test_highwater_of_a_partition_not_read_yet_is_unknown():
 
 
 def test_a_paced_feed_waits_while_posting_works_and_never_longer_than_its_bound():
-    from streams.ledger_feed import PostingFirst
+    from streams.yielding import PostingActivity
 
     async def scenario():
-        first = PostingFirst(quiet_s=0.01, max_wait_s=30.0)
-        await asyncio.wait_for(first.turn(), 10)  # posting idle: at once
-        with first.busy():
-            waiting = asyncio.ensure_future(first.turn())
+        first = PostingActivity()
+        await asyncio.wait_for(first.turn(quiet_s=0.01, max_wait_s=30.0), 10)  # posting idle: at once
+        with first.batch():
+            waiting = asyncio.ensure_future(first.turn(quiet_s=0.01, max_wait_s=30.0))
             await asyncio.sleep(0.2)
             assert not waiting.done(), "posting is working: the feed waits"
         await asyncio.wait_for(waiting, 10)  # posting quiet: the feed's turn
-        bounded = PostingFirst(quiet_s=0.01, max_wait_s=0.05)
-        with bounded.busy():
-            await asyncio.wait_for(bounded.turn(), 10)  # a burst never stops the feed for good
+        bounded = PostingActivity()
+        with bounded.batch():
+            await asyncio.wait_for(bounded.turn(quiet_s=0.01, max_wait_s=0.05), 10)  # a burst never stops the feed for good
 
     asyncio.run(scenario())
 

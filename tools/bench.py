@@ -242,6 +242,9 @@ class Options:
     profile_dir: Path | None
     compare_reports: bool = True
     recipients: int = 3000  # recipients of phase 6 (0: skip it)
+    # Issue 14: the same-work reference (tools/bench_samework.py) and the first start (tools/bench_scale.py).
+    samework: bool = True
+    first_start: bool = True
 
 
 @dataclass
@@ -289,6 +292,8 @@ class RunResult:
     esep_without_reports_broker_cpu_s: float | None = None
     # Phase 6: the recipients agent (bench_recipients.RecipientsRate.to_json()), None when skipped.
     recipients: dict | None = None
+    samework: dict = field(default_factory=dict)  # tools/bench_samework.py
+    first_start: dict = field(default_factory=dict)  # tools/bench_scale.py
 
 
 # ------------------------------------------------------------------------------------------------
@@ -696,8 +701,12 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
 
     from .synthetic import Scenario, make_orders, make_registry
 
+    from .bench_scale import SAMPLE_PERSONS
+
     t = time.monotonic()
-    registry = make_registry(opts.persons, SEED)
+    # At most SAMPLE_PERSONS synthetic persons (the ones the orders name): beyond, the first-start
+    # phase fills the registry up to --persons with cheap persons (tools/bench_scale.py).
+    registry = make_registry(min(opts.persons, SAMPLE_PERSONS), SEED)
     now = datetime.now(ALMATY)
     records = make_orders(registry, opts.orders, opts.lines, SEED, Scenario.benchmark(), received_at=lambda: now,
                           id_prefix="BENCH")
@@ -732,6 +741,15 @@ async def _bench(res: Resources, settings: Settings, opts: Options) -> list[RunR
             await phase_without_reports(res, settings, opts, registry, rep, r)
         if opts.recipients:
             await phase_recipients(res, settings, opts, rep, r)
+        if opts.samework:
+            from .bench_samework import phase_samework
+
+            registry_dir = Settings.from_env(worker.env).worker_dir / "registry"
+            await phase_samework(res, scope, settings, records, registry_dir, r)
+        if opts.first_start:
+            from .bench_scale import phase_first_start
+
+            await phase_first_start(res, settings, opts, registry, rep, r)
         runs.append(r)
     return runs
 
@@ -800,7 +818,7 @@ def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: 
     p50, p99 = _median(runs, "p50_ms"), _median(runs, "p99_ms")
     vs_naive = lines_per_s / naive if naive else float("inf")
     vs_raw = lines_per_s / raw if raw else 0.0
-    return {
+    summary = {
         "lines_per_s": round(lines_per_s, 1),
         "raw_ceiling_lines_per_s": round(raw, 1),
         "naive_faust_lines_per_s": round(naive, 1),
@@ -841,6 +859,25 @@ def summarize(runs: list[RunResult], opts: Options, settings: Settings, broker: 
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "per_run": [asdict(r) for r in runs],
     }
+    _scale_summary(summary, runs)
+    return summary
+
+
+def _scale_summary(summary: dict, runs: list[RunResult]) -> None:
+    """Issue 14's keys: the same-work reference and the first start, with their targets."""
+    from . import bench_samework, bench_scale
+
+    same = bench_samework.summary_keys(runs)
+    if same:
+        summary.update(same)
+        summary["targets"]["vs_same_work"] = same["same_work_target"]
+        summary["pass"]["vs_same_work"] = same["same_work_pass"]
+    first = bench_scale.summary_keys(runs)
+    if first:
+        summary.update(first)
+        targets, passed = bench_scale.targets(first["first_start"])
+        summary["targets"].update(targets)
+        summary["pass"].update(passed)
 
 
 def _recipients_summary(runs: list[RunResult]) -> dict | None:
@@ -897,7 +934,8 @@ def render(summary: dict, runs: list[RunResult]) -> str:
     w = max(len(r[0]) for r in rows + ledger)
     rule = f"{'-' * w}-+-{'-' * 9}-+-{'-' * 8}-+-{'-' * 9}-+-{'-' * 40}"
     out = [f"esep bench{med}: {summary['orders']:,} orders x {summary['lines_per_order']} lines, "
-           f"{summary['persons']:,} registry persons, broker {summary['broker']}, {summary['machine']['cores']} cores",
+           f"{runs[-1].registry_persons:,} registry persons, broker {summary['broker']}, "
+           f"{summary['machine']['cores']} cores",
            "",
            f"{'implementation':<{w}} | {'lines':>9} | {'seconds':>8} | {'lines/s':>9} | vs target",
            rule]
@@ -919,7 +957,8 @@ def render(summary: dict, runs: list[RunResult]) -> str:
         f"results: every order got one: {'yes' if summary['all_orders_have_results'] else 'NO'}; "
         f"{summary['lines_posted']:,} lines posted + {summary['lines_refunded']:,} refunded "
         f"({'as expected by construction' if summary['results_match_expected'] else 'NOT as expected'})",
-        f"registry: {summary['persons']:,} persons loaded in {summary['registry_load_s'] or float('nan'):.1f} s; "
+        f"registry: {runs[-1].registry_persons:,} persons loaded in "
+        f"{summary['registry_load_s'] or float('nan'):.1f} s; "
         f"worker ready {summary['worker_ready_s']:.1f} s after start, idle {summary['worker_settle_s']:.1f} s later "
         f"({summary['worker_settle_cpu_s']:.1f} CPU s of start-up work; orders sent after it)",
         f"worker: ESEP_BATCH_SIZE={summary['worker']['batch_size']}, "
@@ -944,6 +983,9 @@ def render(summary: dict, runs: list[RunResult]) -> str:
         out.append(f"machine: other processes used at most {busiest:.2f} cores during a phase"
                    + (" -- the figures are NOT reliable, run again on a quiet machine" if busiest > BUSY_CORES
                       else " (quiet)"))
+    from .bench_scale import render_rows
+
+    out += render_rows(summary, runs)
     if not all(summary["pass"].values()):
         out.append("a target was missed: profile the worker (ESEP_BENCH_PROFILE=<dir> esep bench runs py-spy on it)")
     return "\n".join(out)
@@ -976,6 +1018,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
               out: str | os.PathLike | None = "bench-results/bench.json", runs: int = 1, *,
               naive_lines: int | None = None, latency_orders: int | None = None,
               latency_seconds: float = LATENCY_SECONDS, profile_dir: str | os.PathLike | None = None,
+              samework: bool = True, first_start: bool = True,
               compare_reports: bool = True, recipients: int = 3000) -> int:
     """Run the benchmark, print the table, write the JSON to `out`. 0 when the run completed (targets
     met or not), 1 when it could not. Unset keyword options fall back to ESEP_BENCH_NAIVE_LINES,
@@ -994,6 +1037,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
             latency_orders=latency_orders if latency_orders is not None else _env_int("ESEP_BENCH_LATENCY_ORDERS"),
             latency_seconds=latency_seconds,
             profile_dir=_profile_dir(profile_dir),
+            samework=samework, first_start=first_start,
             compare_reports=compare_reports,
             recipients=recipients,
         )
@@ -1084,6 +1128,17 @@ def _sigterm_as_interrupt():
     return signal.signal(signal.SIGTERM, interrupt)
 
 
+def add_scale_flags(p) -> None:
+    """Issue 14's flags, shared by `esep bench` and `python -m tools.bench`."""
+    import argparse
+
+    p.add_argument("--same-work", action=argparse.BooleanOptionalAction, default=True,
+                   help="the same-work reference: this workload's work in a plain aiokafka loop (default on)")
+    p.add_argument("--first-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="a fresh worker with --persons persons and its orders already in Kafka, then restarts "
+                        "after SIGKILL on the same and on a new port (default on)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m tools.bench`: the same as `esep bench`, with the options the CLI does not have yet."""
     import argparse
@@ -1091,7 +1146,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
     p.add_argument("--orders", type=int, default=5000)
     p.add_argument("--lines", type=int, default=20, help="lines per order")
-    p.add_argument("--persons", type=int, default=100_000, help="registry size")
+    p.add_argument("--persons", type=int, default=100_000,
+                   help="registry size (up to 5,000,000; the warm phases use at most 100,000 of them)")
     p.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
     p.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
     p.add_argument("--naive-lines", type=int, default=None, help="cap the naive faust reference at this many lines")
@@ -1102,12 +1158,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip phase 5 (the worker again with ESEP_REPORTS=off)")
     p.add_argument("--recipients", type=int, default=3000,
                    help="recipients of phase 6, the recipients agent's throughput (0: skip it)")
+    add_scale_flags(p)
     args = p.parse_args(argv)
     settings = Settings.from_env()
     try:
         return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                          runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
                          latency_seconds=args.latency_seconds, profile_dir=args.profile,
+                         samework=args.same_work, first_start=args.first_start,
                          compare_reports=args.report_compare, recipients=args.recipients)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

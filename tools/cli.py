@@ -2,6 +2,7 @@
 `esep.commands` entry points: the engine's command line finds them without importing the tools."""
 from __future__ import annotations
 
+import argparse
 import functools
 
 from streams.cli import CommandError
@@ -61,7 +62,8 @@ def _bench(args, settings: Settings) -> int:
 
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
-                     profile_dir=args.profile, compare_reports=args.report_compare, recipients=args.recipients)
+                     profile_dir=args.profile, samework=args.same_work, first_start=args.first_start,
+                     compare_reports=args.report_compare, recipients=args.recipients)
 
 
 @_broker_errors
@@ -101,13 +103,19 @@ def bench_command(sub) -> None:
     b = sub.add_parser("bench", help="throughput and latency against the raw and naive-faust references")
     b.add_argument("--orders", type=int, default=5000)
     b.add_argument("--lines", type=int, default=20, help="lines per order")
-    b.add_argument("--persons", type=int, default=100_000, help="registry size")
+    b.add_argument("--persons", type=int, default=100_000,
+                   help="registry size (up to 5,000,000; the warm phases use at most 100,000 of them)")
     b.add_argument("--runs", type=int, default=1, help="repeat each measurement and keep the median")
     b.add_argument("--json", default="bench-results/bench.json", help="where to write the results")
     b.add_argument("--naive-lines", type=int, default=None,
                    help="cap the naive faust reference's lines (default: as many as the run has)")
     b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
+    b.add_argument("--same-work", action=argparse.BooleanOptionalAction, default=True,
+                   help="the same-work reference: this workload's work in a plain aiokafka loop (default on)")
+    b.add_argument("--first-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="a fresh worker with --persons persons and its orders already in Kafka, then restarts "
+                        "after SIGKILL on the same and on a new port (default on)")
     b.add_argument("--no-report-compare", dest="report_compare", action="store_false",
                    help="skip phase 5 (the worker again with ESEP_REPORTS=off: the report streams' cost)")
     b.add_argument("--recipients", type=int, default=3000,
