@@ -404,7 +404,7 @@ def test_sigkill_mid_stream_one_reversal_per_entry(broker, tmp_path):
             time.sleep(7)  # past the session timeout: the survivor takes the victim's partitions
             victim.start()
         feeder.join(60)
-        out.wait_for(lambda o: set(o.results_by_id) >= ids, timeout=150, what="every refund result",
+        out.wait_for(lambda o: set(o.results_by_id) >= ids, timeout=300, what="every refund result",
                      workers=workers)
         out.drain(quiet_s=2.0)
 
