@@ -258,7 +258,7 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
         **web_options(settings),  # the URL other workers reach this one at; TLS when configured
     )
     lifecycle = lifecycle or Lifecycle()
-    install_rebalance_seek(app, lifecycle)  # no partition resumes past records faust abandoned
+    install_rebalance_seek(app)  # no partition resumes past records faust abandoned
     runtime = Runtime(app, settings, bootstrap, calendar or default_calendar(), lifecycle)
     fault = faults.configured()
     metrics.worker_info.info({"version": package_version(), "worker_id": settings.worker_id, "app_id": settings.app_id})

@@ -149,6 +149,11 @@ class RecipientsRuntime:
             self.commit_watch.progressed()
         reason = self.watch.check(waiting) or self.commit_watch.check(uncommitted)
         if reason is not None:
+            # What the next diagnosis needs (offsets only: no personal data).
+            consumer = self.app.consumer
+            log.error("recipients stall: input partitions (end, finished, committed) %s; faust flow active %s, "
+                      "paused %d partitions", sorted(offsets, key=str), getattr(consumer, "flow_active", None),
+                      len(getattr(consumer, "_paused_partitions", ()) or ()))
             lifecycle.fail(reason)
 
     def on_registry_change(self, iins) -> None:
