@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -246,9 +246,10 @@ class AccountsFeed(LedgerFeed):
     changelog recorded (the beginning when none)."""
 
     def __init__(self, processor: AccountsProcessor, bootstrap: str, owned: Callable[[], Iterable[int]], *,
-                 max_records: int = 1000, rediscover_s: float = 30.0):
+                 max_records: int = 1000, rediscover_s: float = 30.0,
+                 pace: Callable[[], Awaitable[None]] | None = None):
         super().__init__(processor, bootstrap, owned, list(processor.inputs), name="accounts",
-                         max_records=max_records, rediscover_s=rediscover_s)
+                         max_records=max_records, rediscover_s=rediscover_s, pace=pace)
         self.processor = processor
 
 

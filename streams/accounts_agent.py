@@ -88,7 +88,8 @@ class AccountsRuntime:
         self.changelog_started = False
         self.processor = AccountsProcessor(self.store, self, runtime_sink(runtime), settings.topics.accounts_changelog,
                                            self.inputs, owned_partitions=self.owned_partitions)
-        self.feed = AccountsFeed(self.processor, bootstrap, self.owned_partitions)
+        # Posting first: during a burst the accounts take one batch per turn (streams/yielding.py).
+        self.feed = AccountsFeed(self.processor, bootstrap, self.owned_partitions, pace=runtime.posting.turn)
         self.local = LocalAccounts(self.processor, settings.partitions, rebalancing=lambda: bool(app.rebalancing),
                                    owned=self.owned_partitions, retry_after_s=settings.session_timeout_s)
         self.audit_reader = AuditTopicReader(bootstrap, settings.topics.audit_access, settings.partitions)

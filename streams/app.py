@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -89,7 +89,8 @@ class Runtime:
         self.observer = Observer(calendar)
         self.replica = RegistryReplica(registry, bootstrap, s.topics.registry_persons,
                                        on_change=self.on_registry_change,
-                                       on_caught_up=self.on_registry_caught_up)
+                                       on_caught_up=self.on_registry_caught_up,
+                                       load_processes=s.registry_load_processes)
         self.changelog = ChangelogReader(decisions, bootstrap, s.topics.decisions)
         self.processor = PostingProcessor(s.topics, registry, decisions, self.changelog, sink, calendar,
                                           HoldPolicy.from_mode(s.pending, s.hold_cutoff_min),
@@ -98,8 +99,7 @@ class Runtime:
         self.posting = PostingActivity(backlog=lambda: sum(self.notification_lag().values()))
         self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now,
                                                posting=self.posting)
-        self.reports = report_parts(s, bootstrap, calendar)
-        # Posting's batches, marked: the ledger feeds that read its output give way (streams/ledger_feed.py).
+        self.reports = report_parts(s, bootstrap, calendar, pace=self.posting.turn)
 
     async def run(self) -> None:
         """Start-up, in this order, then watch the parts that run on:
@@ -211,15 +211,17 @@ class Runtime:
         return [tp.partition for tp in assignment if tp.topic == topic]
 
 
-def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar) -> list:
-    """The monthly report's streams and assembler (issue 12), unless ESEP_REPORTS=off."""
+def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar,
+                 pace: Callable[[], Awaitable[None]] | None = None) -> list:
+    """The monthly report's streams and assembler (issue 12), unless ESEP_REPORTS=off; the streams
+    give way to posting's batches through `pace`."""
     if not settings.reports:
         return []
     from .report_assembler import ReportAssembler
     from .report_clock import ReportClock
     from .report_streams import ReportStreams
 
-    return [ReportStreams(settings, bootstrap, calendar),
+    return [ReportStreams(settings, bootstrap, calendar, pace=pace),
             ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
 
 

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -54,8 +54,10 @@ def utc_now() -> datetime:
 
 class ReportStreams:
     def __init__(self, settings: Settings, bootstrap: str, calendar: BusinessCalendar,
-                 clock: Callable[[], datetime] = utc_now, store: ReportStore | None = None):
+                 clock: Callable[[], datetime] = utc_now, store: ReportStore | None = None,
+                 pace: Callable[[], Awaitable[None]] | None = None):
         self.settings = settings
+        self.pace = pace  # awaited before each batch (PostingActivity.turn, streams/yielding.py): None reads at once
         self.bootstrap = bootstrap
         self.calendar = calendar
         self.clock = clock
@@ -113,6 +115,8 @@ class ReportStreams:
             consumer.subscribe([i.topic for i in self.inputs], listener=_Rebalance(self, consumer))
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                if batches and self.pace is not None:
+                    await self.pace()
                 if self.failed is not None:
                     failed, self.failed = self.failed, None
                     raise RuntimeError("restoring the assigned partitions failed") from failed

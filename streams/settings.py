@@ -185,6 +185,7 @@ class Settings:
     # Tests and drills only: a file holding the instant the report schedule takes as now.
     report_clock_file: Path | None = None
     stall_s: float = 300.0  # an agent with input waiting and no batch finished this long fails the worker; 0: never
+    registry_load_processes: int = 0  # processes judging a large registry catch-up; 0: the worker's own
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -219,6 +220,7 @@ class Settings:
             report_partial_interval_s=_float("ESEP_REPORT_PARTIAL_INTERVAL_S", 2.0, 0.05, e),
             report_clock_file=_path("ESEP_REPORT_CLOCK_FILE", e),
             stall_s=_float("ESEP_STALL_S", 300.0, 0.0, e),
+            registry_load_processes=_int("ESEP_REGISTRY_LOAD_PROCESSES", usable_cpus(4), 0, e),
         )
 
     @property
@@ -245,6 +247,15 @@ class Settings:
         rows = [(f.name, str(getattr(self, f.name))) for f in fields(self) if f.name != "topics"]
         rows += [(f"topic.{f.name}", getattr(self.topics, f.name)) for f in fields(self.topics)]
         return rows
+
+
+def usable_cpus(at_most: int) -> int:
+    """The CPUs this process may run on, at most `at_most`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(at_most, cpus))
 
 
 def local_broker(kafka_dir: Path) -> str | None:

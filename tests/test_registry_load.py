@@ -27,11 +27,18 @@ class Rec:
 
 
 class StandInConsumer:
-    """Hands out the given batches one getmany() at a time, then nothing."""
+    """Hands out the given batches one getmany() at a time, then nothing; `seek` goes back to the
+    batches from an offset (one partition)."""
 
     def __init__(self, batches: list[dict[TopicPartition, list[Rec]]]):
+        self.all = list(batches)
         self.batches = list(batches)
         self.drained = asyncio.Event()
+        self.seeks: list[int] = []
+
+    def seek(self, tp, offset: int) -> None:
+        self.seeks.append(offset)
+        self.batches = [b for b in self.all if min(r.offset for r in b[tp]) >= offset]
 
     async def position(self, tp):
         return 0
@@ -47,15 +54,24 @@ class StandInConsumer:
 IINS = ["870314312348", "900101300017", "851212400019", "030405500014"]
 
 
-def run_replica(tmp_path, batches, targets, **hooks):
-    store = RegistryStore(tmp_path / "registry")
+def run_replica(tmp_path, batches, targets, name="registry", pool_judge=None, **hooks):
+    store = RegistryStore(tmp_path / name)
     replica = RegistryReplica(store, "127.0.0.1:9", TOPIC, **hooks)
+    if replica.load_processes:
+        replica.pool_min_records = 1
+    if pool_judge is not None:
+        replica.pool_judge = pool_judge
     consumer = StandInConsumer(batches)
+    replica.consumer = consumer
     tp = TopicPartition(TOPIC, 0)
 
     async def go():
         task = asyncio.ensure_future(replica._follow(consumer, [tp], targets, 0.0))
-        await asyncio.wait_for(consumer.drained.wait(), 10)  # functional bound: the stand-in never stalls
+        await asyncio.wait_for(consumer.drained.wait(), 60)  # functional bound: the stand-in never stalls
+        await asyncio.wait_for(replica.ready.wait(), 60)  # loading processes may still be judging
+        while consumer.batches:  # a seek handed batches out again
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the getmany after the last batch: it was applied
         task.cancel()
         try:
             await task
@@ -150,3 +166,76 @@ def test_the_scale_probe_generates_valid_distinct_persons():
     for key, value in made:
         iin, encoded, error = judge_record(key, value)
         assert error is None and is_valid_iin(iin) and iin.encode() == key
+
+
+def _load_batches(n_batches: int = 6, per_batch: int = 40) -> list[dict]:
+    """Versions of a few persons over several fetches: later versions, deletions and rejected
+    records, so that applying the fetches out of order or twice would show in the store."""
+    from tools.scale_probe import person as probe_person
+
+    tp = TopicPartition(TOPIC, 0)
+    made = [r for r in (probe_person(i) for i in range(per_batch)) if r is not None]
+    batches, offset = [], 0
+    for b in range(n_batches):
+        recs = []
+        for j, (key, value) in enumerate(made):
+            if (j + b) % 7 == 0:
+                recs.append(Rec(key, None, offset))                       # a deletion
+            elif (j + b) % 11 == 0:
+                recs.append(Rec(key, b'{"iin": "broken"', offset))         # rejected: the last good one stays
+            else:
+                doc = json.loads(value)
+                doc["surname"] = f"Версия{b}"
+                recs.append(Rec(key, json.dumps(doc).encode(), offset))
+            offset += 1
+        batches.append({tp: recs})
+    return batches
+
+
+def _store_state(store: RegistryStore, batches) -> tuple:
+    iins = sorted({r.key.decode() for b in batches for recs in b.values() for r in recs})
+    return store.get_many(iins), store.offsets([0])
+
+
+def test_a_large_catch_up_judged_by_loading_processes_stores_what_one_process_stores(tmp_path):
+    batches = _load_batches()
+    target = {0: sum(len(recs) for b in batches for recs in b.values())}
+    caught = []
+    one, one_store = run_replica(tmp_path, batches, target, name="one", on_caught_up=lambda: caught.append(1))
+    many, many_store = run_replica(tmp_path, batches, target, name="many", load_processes=2,
+                                   on_caught_up=lambda: caught.append(2))
+    try:
+        assert one.ready.is_set() and many.ready.is_set()
+        assert caught == [1, 2]
+        state = _store_state(many_store, batches)
+        assert state == _store_state(one_store, batches)
+        assert any(v is None for v in state[0].values()) and any(v is not None for v in state[0].values())
+        assert state[1] == target
+        assert (many.stats.records, many.stats.deletions, many.stats.rejected) == \
+            (one.stats.records, one.stats.deletions, one.stats.rejected)
+        assert many.stats.rejected > 0 and many.stats.deletions > 0
+    finally:
+        one_store.close()
+        many_store.close()
+
+
+def _die(items):
+    import os
+
+    os._exit(3)  # a loading process killed mid-load
+
+
+def test_a_loading_process_that_dies_leaves_the_load_to_the_worker_from_the_last_stored_offset(tmp_path):
+    batches = _load_batches()
+    target = {0: sum(len(recs) for b in batches for recs in b.values())}
+    one, one_store = run_replica(tmp_path, batches, target, name="one")
+    broken, broken_store = run_replica(tmp_path, batches, target, name="broken", load_processes=1,
+                                       pool_judge=_die)
+    try:
+        assert broken.ready.is_set()
+        assert broken.consumer.seeks == [0]  # nothing was stored before the pool broke
+        assert _store_state(broken_store, batches) == _store_state(one_store, batches)
+        assert broken.stats.rejected == one.stats.rejected
+    finally:
+        one_store.close()
+        broken_store.close()
