@@ -213,6 +213,7 @@ async def child_load(bootstrap: str, topic: str, store_dir: str, cache_mb: int, 
     stdin (clean stop: close the store). `changes`: how the changed IINs are heard before ready,
     "caught-up" (one call at ready) or "each" (every batch's IINs kept until ready, as the worker
     of issue 14 did)."""
+    from streams.settings import Settings
     from tables.budget import StoreBudget, use_budget
     from tables.registry import RegistryReplica, RegistryStore
 
@@ -221,7 +222,8 @@ async def child_load(bootstrap: str, topic: str, store_dir: str, cache_mb: int, 
     store = RegistryStore(Path(store_dir))
     heard: set[str] = set()
     replica = RegistryReplica(store, bootstrap, topic, on_change=heard.update,
-                              on_caught_up=(lambda: None) if changes == "caught-up" else None)
+                              on_caught_up=(lambda: None) if changes == "caught-up" else None,
+                              load_processes=Settings.from_env().registry_load_processes)  # as the worker
     follower = asyncio.ensure_future(replica.run())
     ready = asyncio.ensure_future(replica.ready.wait())
     done, _ = await asyncio.wait({follower, ready}, return_when=asyncio.FIRST_COMPLETED)
