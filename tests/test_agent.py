@@ -95,3 +95,24 @@ async def test_an_agent_that_cannot_go_on_fails_the_worker_instead_of_idling(age
     assert not event.message.acked
     ready, reason = runtime.lifecycle.readiness(runtime.ready.is_set())
     assert not ready and reason == "failed: the posting agent died: RuntimeError: the producer is gone"
+
+
+def test_the_readers_of_postings_output_take_turns_with_posting(agent_app):
+    """The accounts feed and the report streams wait for posting's turn, as the reversals' index
+    feed does (streams/yielding.py): during a burst posting keeps the event loop."""
+    _, _, _, runtime = agent_app
+    turn = runtime.posting.turn
+    assert runtime.accounts.feed.pace == turn
+    streams = [part for part in runtime.reports if type(part).__name__ == "ReportStreams"]
+    assert len(streams) == 1 and streams[0].pace == turn
+
+
+def test_the_registry_load_processes_follow_the_setting(tmp_path):
+    from streams.app import build_app
+    from streams.settings import Settings, usable_cpus
+
+    base = {"ESEP_DATA_DIR": str(tmp_path), "ESEP_WORKER_ID": "t", "ESEP_BROKER": "kafka://x:1"}
+    assert Settings.from_env(base).registry_load_processes == usable_cpus(4) >= 1
+    settings = Settings.from_env({**base, "ESEP_REGISTRY_LOAD_PROCESSES": "0"})
+    _, runtime = build_app(settings, "127.0.0.1:1")
+    assert runtime.replica.load_processes == 0
