@@ -10,7 +10,9 @@ import collections
 import gc
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,9 +172,25 @@ def judge_fetch(items: FetchItems) -> list[JudgedPartition]:
     return out
 
 
-def _ignore_interrupts() -> None:
-    # A loading process stops with the worker (its pool is shut down), not on the terminal's Ctrl-C.
+def _loading_process_start(parent: int) -> None:
+    """A loading process stops with the worker: when its pool is shut down, and when the worker
+    dies without shutting it down (SIGKILL), not on the terminal's Ctrl-C."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Linux: the kernel sends SIGKILL when the worker dies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the worker died before that was in place
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere (or if prctl failed): an orphan notices its new parent
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 @dataclass
@@ -288,7 +306,7 @@ class RegistryReplica:
         log.info("registry replica: %d records to load, judged by %d processes",
                  sum(max(0, t - positions.get(p, 0)) for p, t in targets.items()), self.load_processes)
         pool = ProcessPoolExecutor(self.load_processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_ignore_interrupts)
+                                   initializer=_loading_process_start, initargs=(os.getpid(),))
         inflight: collections.deque[asyncio.Future] = collections.deque()
         try:
             while not self.ready.is_set() or inflight:

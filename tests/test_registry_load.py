@@ -239,3 +239,47 @@ def test_a_loading_process_that_dies_leaves_the_load_to_the_worker_from_the_last
     finally:
         one_store.close()
         broken_store.close()
+
+
+def test_a_loading_process_exits_when_the_worker_dies_without_stopping_it(tmp_path):
+    """SIGKILL of a worker mid-load leaves no loading process behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "mid_load.py"
+    script.write_text(
+        "import os, sys, concurrent.futures, multiprocessing\n"
+        "from tables.registry import _loading_process_start\n"
+        "if __name__ == '__main__':\n"
+        "    pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                                                  initializer=_loading_process_start, initargs=(os.getpid(),))\n"
+        "    pids = [pool.submit(os.getpid).result() for _ in range(8)]\n"
+        "    print(' '.join(str(p) for p in sorted(set(pids))), flush=True)\n"
+        "    sys.stdin.read()\n")
+    worker = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        children = [int(p) for p in worker.stdout.readline().split()]
+        assert children and all(os.path.exists(f"/proc/{p}") for p in children)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        deadline = time.monotonic() + 20  # functional bound: the kernel signals them at once
+        alive = children
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = [p for p in children if os.path.exists(f"/proc/{p}") and not _zombie(p)]
+        assert alive == []
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
