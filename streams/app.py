@@ -27,7 +27,7 @@ from tables.decisions import DecisionStore
 from tables.history import HistoryStore
 from tables.registry import RegistryReplica, RegistryStore
 
-from . import faults
+from . import faults, heap
 from .accounts_agent import install_accounts, web_options
 from .assignor import StaticMemberAssignor
 from .lifecycle import Lifecycle
@@ -343,6 +343,7 @@ def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | N
     @app.timer(interval=30.0)
     async def summary_log() -> None:
         runtime.log_summary()
+        heap.trim()  # what a burst or a compaction freed goes back to the system (streams/heap.py)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:

@@ -186,6 +186,7 @@ class Settings:
     report_clock_file: Path | None = None
     stall_s: float = 300.0  # an agent with input waiting and no batch finished this long fails the worker; 0: never
     registry_load_processes: int = 0  # processes judging a large registry catch-up; 0: the worker's own
+    malloc_arenas: int = 2  # glibc malloc arenas (streams/heap.py); 0: glibc's default
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -221,6 +222,7 @@ class Settings:
             report_clock_file=_path("ESEP_REPORT_CLOCK_FILE", e),
             stall_s=_float("ESEP_STALL_S", 300.0, 0.0, e),
             registry_load_processes=_int("ESEP_REGISTRY_LOAD_PROCESSES", usable_cpus(4), 0, e),
+            malloc_arenas=_int("ESEP_MALLOC_ARENAS", 2, 0, e),
         )
 
     @property

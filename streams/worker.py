@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from monitoring import metrics
 from rules.calendar import CalendarError, load_calendar, local_date
 
-from . import logs
+from . import heap, logs
 from .lifecycle import Lifecycle
 from .settings import Settings, SettingsError
 from .topics import ensure_topics
@@ -19,6 +19,7 @@ log = logging.getLogger("esep.worker")
 
 
 def run_worker(settings: Settings) -> None:
+    heap.limit_arenas(settings.malloc_arenas)  # before the threads start (streams/heap.py)
     logs.configure(settings.log_level)
     try:  # stale tz data or a bad calendar file would move every deadline: refuse to start
         calendar = load_calendar(settings.calendar_file)
