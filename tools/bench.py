@@ -241,6 +241,7 @@ class Options:
     latency_seconds: float
     profile_dir: Path | None
     compare_reports: bool = True
+    latency_rate: float | None = None  # orders/s of the latency phase (None: half the measured rate)
     recipients: int = 3000  # recipients of phase 6 (0: skip it)
     # Issue 14: the same-work reference (tools/bench_samework.py) and the first start (tools/bench_scale.py).
     samework: bool = True
@@ -623,9 +624,10 @@ async def phase_latency(res: Resources, scope: RunScope, opts: Options, registry
     from .synthetic import Scenario, make_orders
 
     orders_per_s = r.esep_orders / r.esep_seconds if r.esep_seconds else r.esep_lines_per_s / opts.lines
-    rate = max(0.5, orders_per_s / 2.0)
+    rate = opts.latency_rate or max(0.5, orders_per_s / 2.0)
     n = opts.latency_orders or max(1, round(rate * opts.latency_seconds))
-    say(f"phase 4/6 latency: {n:,} fresh orders at {rate:,.1f} orders/s (half of {orders_per_s:,.1f}), "
+    say(f"phase 4/6 latency: {n:,} fresh orders at {rate:,.1f} orders/s "
+        f"({'--latency-rate; phase 3 ran' if opts.latency_rate else 'half of'} {orders_per_s:,.1f}), "
         f"~{n / rate:.0f} s")
     now = datetime.now(ALMATY)
     batch = [rec for rec in make_orders(registry, n, opts.lines, SEED + 1000 + rep, Scenario.benchmark(),
@@ -1019,7 +1021,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
               naive_lines: int | None = None, latency_orders: int | None = None,
               latency_seconds: float = LATENCY_SECONDS, profile_dir: str | os.PathLike | None = None,
               samework: bool = True, first_start: bool = True,
-              compare_reports: bool = True, recipients: int = 3000) -> int:
+              compare_reports: bool = True, recipients: int = 3000, latency_rate: float | None = None) -> int:
     """Run the benchmark, print the table, write the JSON to `out`. 0 when the run completed (targets
     met or not), 1 when it could not. Unset keyword options fall back to ESEP_BENCH_NAIVE_LINES,
     ESEP_BENCH_LATENCY_ORDERS and ESEP_BENCH_PROFILE."""
@@ -1040,6 +1042,7 @@ def run_bench(settings: Settings, orders: int = 5000, lines: int = 20, persons: 
             samework=samework, first_start=first_start,
             compare_reports=compare_reports,
             recipients=recipients,
+            latency_rate=latency_rate,
         )
     except BenchError as exc:
         say(f"error: {exc}")
@@ -1153,6 +1156,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naive-lines", type=int, default=None, help="cap the naive faust reference at this many lines")
     p.add_argument("--latency-orders", type=int, default=None, help="orders of the latency phase (default ~15 s)")
     p.add_argument("--latency-seconds", type=float, default=LATENCY_SECONDS)
+    p.add_argument("--latency-rate", type=float, default=None,
+                   help="orders/s of the latency phase (default: half the rate measured in phase 3)")
     p.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker during phase 3")
     p.add_argument("--no-report-compare", dest="report_compare", action="store_false",
                    help="skip phase 5 (the worker again with ESEP_REPORTS=off)")
@@ -1166,7 +1171,8 @@ def main(argv: list[str] | None = None) -> int:
                          runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
                          latency_seconds=args.latency_seconds, profile_dir=args.profile,
                          samework=args.same_work, first_start=args.first_start,
-                         compare_reports=args.report_compare, recipients=args.recipients)
+                         compare_reports=args.report_compare, recipients=args.recipients,
+                         latency_rate=args.latency_rate)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
