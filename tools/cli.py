@@ -63,7 +63,8 @@ def _bench(args, settings: Settings) -> int:
     return run_bench(settings, orders=args.orders, lines=args.lines, persons=args.persons, out=args.json,
                      runs=args.runs, naive_lines=args.naive_lines, latency_orders=args.latency_orders,
                      profile_dir=args.profile, samework=args.same_work, first_start=args.first_start,
-                     compare_reports=args.report_compare, recipients=args.recipients)
+                     compare_reports=args.report_compare, recipients=args.recipients,
+                     latency_rate=args.latency_rate)
 
 
 @_broker_errors
@@ -110,6 +111,8 @@ def bench_command(sub) -> None:
     b.add_argument("--naive-lines", type=int, default=None,
                    help="cap the naive faust reference's lines (default: as many as the run has)")
     b.add_argument("--latency-orders", type=int, default=None, help="orders of the half-rate latency phase")
+    b.add_argument("--latency-rate", type=float, default=None,
+                   help="orders/s of the latency phase (default: half the rate measured in phase 3)")
     b.add_argument("--profile", default=None, help="folder for a py-spy profile of the worker")
     b.add_argument("--same-work", action=argparse.BooleanOptionalAction, default=True,
                    help="the same-work reference: this workload's work in a plain aiokafka loop (default on)")
