@@ -54,6 +54,9 @@ batches = Histogram("esep_batch_notifications", "Notifications per processed bat
 consumer_lag = Gauge("esep_consumer_lag_messages", "Messages behind the high watermark, per topic-partition",
                      ["topic", "partition"], registry=REGISTRY)
 registry_persons = Gauge("esep_registry_persons", "Persons in the registry replica (estimate)", registry=REGISTRY)
+store_memory = Gauge("esep_store_memory_bytes", "Memory of the worker's stores, by part: the shared block cache "
+                     "(cache) and the memtables (write_buffers), against ESEP_STORE_CACHE_MB and "
+                     "ESEP_STORE_WRITE_BUFFER_MB", ["part"], registry=REGISTRY)
 registry_records = Counter("esep_registry_records_total", "Registry records applied, by kind (upsert, delete, rejected)",
                            ["kind"], registry=REGISTRY)
 registry_changes = Counter("esep_registry_changes_total", "Personal-data changes published, by kind",

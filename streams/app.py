@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitoring import metrics
 from rules.calendar import default_calendar
 from rules.holds import HoldPolicy
-from tables.budget import StoreBudget, use_budget
+from tables.budget import StoreBudget, shared_budget, use_budget
 from tables.changelog import ChangelogReader
 from tables.decisions import DecisionStore
 from tables.history import HistoryStore
@@ -191,6 +191,8 @@ class Runtime:
         for partition, lag in self.replica.stats.lag.items():
             metrics.consumer_lag.labels(registry_topic, str(partition)).set(lag)
         metrics.registry_persons.set(self.replica.store.estimated_count())
+        for part, used in shared_budget().usage().items():
+            metrics.store_memory.labels(part).set(used)
 
     def log_summary(self) -> None:
         t = self.observer.take_totals()

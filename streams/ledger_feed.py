@@ -25,6 +25,11 @@ from .records import InputRecord
 
 log = logging.getLogger("esep.feed")
 
+# Fetched but not yet read, per partition: a feed that gives way to posting during a burst holds
+# this much of every partition it reads (aiokafka keeps one fetch per partition); 4 MiB held
+# 80 MiB for the accounts' 20 partitions. A record larger than this still comes (one batch at least).
+FETCH_PARTITION_BYTES = 1024 * 1024
+
 
 class FeedStopped(RuntimeError):
     """The feed stopped (the worker is stopping, or the feed failed and stops it): what waited for it
@@ -78,7 +83,7 @@ class LedgerFeed:
         from aiokafka.errors import KafkaError
 
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                         auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+                                         auto_offset_reset="earliest", max_partition_fetch_bytes=FETCH_PARTITION_BYTES)
         await self.consumer.start()
         try:
             next_look = 0.0
