@@ -116,3 +116,16 @@ def test_the_registry_load_processes_follow_the_setting(tmp_path):
     settings = Settings.from_env({**base, "ESEP_REGISTRY_LOAD_PROCESSES": "0"})
     _, runtime = build_app(settings, "127.0.0.1:1")
     assert runtime.replica.load_processes == 0
+
+
+def test_the_heap_settings_take_effect_on_glibc_and_zero_keeps_its_default(tmp_path):
+    from streams import heap
+    from streams.settings import Settings
+
+    base = {"ESEP_DATA_DIR": str(tmp_path), "ESEP_WORKER_ID": "t"}
+    assert Settings.from_env(base).malloc_arenas == 2
+    assert Settings.from_env({**base, "ESEP_MALLOC_ARENAS": "0"}).malloc_arenas == 0
+    assert heap.limit_arenas(0) is False  # 0: nothing is changed
+    if heap._LIBC is not None:  # Linux with glibc (CI and the Docker image)
+        assert heap.limit_arenas(8) is True
+    heap.trim()
