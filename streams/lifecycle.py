@@ -45,9 +45,14 @@ class Lifecycle:
         return EXIT_FAILED if self.failure else 0
 
     def fail(self, reason: str, exc: BaseException | None = None) -> None:
-        """A part of the worker died: not ready any more, said loudly, and the process stops."""
+        """A part of the worker died: not ready any more, said loudly, and the process stops.
+        Once a stop was requested, a part that ends because faust's services stop under it (its
+        producer gone: `NotReady`) is the stop itself, not a failure: the exit code stays the stop's."""
         with self._lock:
             if self.failure is not None:
+                return
+            if self.stopping:
+                log.warning("while stopping: %s", reason)
                 return
             self.failure = reason
         log.critical("worker failed: %s; it stops (exit %d) for its supervisor to restart it", reason, EXIT_FAILED,

@@ -39,3 +39,13 @@ def test_the_fault_hook_knows_its_faults_only(monkeypatch):
     monkeypatch.setenv(faults.VARIABLE, "everything")
     with pytest.raises(ValueError, match="tests only"):
         faults.configured()
+
+
+def test_a_part_that_ends_while_the_worker_stops_is_no_failure(caplog):
+    life = Lifecycle()
+    life.stop_requested(signal.SIGTERM)
+    with caplog.at_level(logging.WARNING, logger="esep.worker"):
+        life.fail("the reversals' posted-entry feed died: NotReady: Producer service not yet started")
+    assert life.failure is None and life.exit_code == 0
+    assert "while stopping" in caplog.text
+    assert life.readiness(True) == (False, "stopping")

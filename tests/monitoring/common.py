@@ -31,7 +31,9 @@ ALLOWED_LABELS = {"outcome", "reason", "status", "knp", "source", "error_kind", 
                   "store", "stage", "payment_type", "decision", "input", "endpoint",
                   # The monthly report: version (preliminary, final, revised); month (YYYY-MM) only on
                   # the assembler's gauges of open months and of its last version.
-                  "version", "month"}
+                  "version", "month",
+                  # The stores' memory: cache or write_buffers.
+                  "part"}
 INFO_LABELS = {"version", "worker_id", "app_id"}
 # Personal or per-record data: never a label (confidentiality, and unbounded cardinality).
 FORBIDDEN_LABELS = {"iin", "name", "surname", "patronymic", "birth_date", "payer", "payer_name", "bin_iin",
