@@ -321,7 +321,7 @@ class RegistryReplica:
                         continue
                 positions.update(self.apply_judged(await inflight.popleft()))
                 self._check_ready(positions, targets, started)
-        except BrokenProcessPool as exc:
+        except (BrokenProcessPool, OSError) as exc:  # a process killed, or none could be started
             log.error("registry replica: the loading processes stopped (%s); loading on in this process", exc)
             for future in inflight:
                 future.cancel()
