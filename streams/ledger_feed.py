@@ -26,8 +26,8 @@ from .records import InputRecord
 log = logging.getLogger("esep.feed")
 
 # Fetched but not yet read, per partition: a feed that gives way to posting during a burst holds
-# this much of every partition it reads (aiokafka keeps one fetch per partition); 4 MiB held
-# 80 MiB for the accounts' 20 partitions. A record larger than this still comes (one batch at least).
+# this much of every partition it reads (aiokafka keeps one fetch per partition); at 4 MiB the
+# accounts' 20 partitions could hold 80 MiB. A record larger than this still comes (one batch at least).
 FETCH_PARTITION_BYTES = 1024 * 1024
 
 

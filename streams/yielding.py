@@ -10,8 +10,8 @@ the monthly report streams) yield differently: before each batch they wait for p
 (`turn`), at most `BUSY_TURN_S`. During a burst each of them takes one batch per turn and catches up
 once posting idles: what reads them waits for them correctly (a refund decision waits for the index,
 a statement states its lag, a report waits for its streams), while posting has the one-business-day
-rule and the latency target. Together they then cost posting about a tenth of the loop instead of
-about half of it (esep bench, profile of the warm phase)."""
+rule and the latency target. During a burst they then take a few percent of the loop instead of
+about 40 % (esep bench, profile of the warm phase)."""
 from __future__ import annotations
 
 import asyncio
