@@ -283,7 +283,7 @@ class RegistryReplica:
         self._check_ready(positions, targets, started)
         behind = sum(max(0, t - positions.get(p, 0)) for p, t in targets.items())
         if not self.ready.is_set() and self.load_processes > 0 and behind >= self.pool_min_records:
-            await self._load_in_parallel(consumer, tps, positions, targets, started)
+            await self._load_in_parallel(consumer, tps, positions, targets, started, behind)
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_records)
             if not batches:
@@ -294,7 +294,7 @@ class RegistryReplica:
             self._check_ready(positions, targets, started)
 
     async def _load_in_parallel(self, consumer, tps, positions: dict[int, int], targets: dict[int, int],
-                                started: float) -> None:
+                                started: float, behind: int) -> None:
         """The catch-up of a first start (or of a long absence), until ready: the fetches are judged
         (validated and encoded, ~20 µs of CPU a record, most of a load's cost) by `load_processes`
         processes while this one fetches and stores, in fetch order. A pool that breaks (a process
@@ -303,8 +303,7 @@ class RegistryReplica:
         from concurrent.futures.process import BrokenProcessPool
 
         loop = asyncio.get_running_loop()
-        log.info("registry replica: %d records to load, judged by %d processes",
-                 sum(max(0, t - positions.get(p, 0)) for p, t in targets.items()), self.load_processes)
+        log.info("registry replica: %d records to load, judged by %d processes", behind, self.load_processes)
         pool = ProcessPoolExecutor(self.load_processes, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_loading_process_start, initargs=(os.getpid(),))
         inflight: collections.deque[asyncio.Future] = collections.deque()

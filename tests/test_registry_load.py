@@ -247,7 +247,8 @@ def test_a_loading_process_exits_when_the_worker_dies_without_stopping_it(tmp_pa
     import signal
     import subprocess
     import sys
-    import time
+
+    from tools.process import wait_gone
 
     script = tmp_path / "mid_load.py"
     script.write_text(
@@ -266,46 +267,9 @@ def test_a_loading_process_exits_when_the_worker_dies_without_stopping_it(tmp_pa
         assert children and all(os.path.exists(f"/proc/{p}") for p in children)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
-        deadline = time.monotonic() + 20  # functional bound: the kernel signals them at once
-        alive = children
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.1)
-            alive = [p for p in children if os.path.exists(f"/proc/{p}") and not _zombie(p)]
-        assert alive == []
+        # functional bound: the kernel signals them at once
+        assert [p for p in children if not wait_gone(p, 20)] == []
     finally:
         if worker.poll() is None:
             worker.kill()
 
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
-
-
-def test_when_no_loading_process_can_start_the_worker_loads_alone(tmp_path, monkeypatch):
-    import concurrent.futures
-
-    class NoProcesses:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def submit(self, *args, **kwargs):
-            raise OSError("fork: Resource temporarily unavailable")
-
-        def shutdown(self, *args, **kwargs):
-            pass
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoProcesses)
-    batches = _load_batches()
-    target = {0: sum(len(recs) for b in batches for recs in b.values())}
-    one, one_store = run_replica(tmp_path, batches, target, name="one")
-    alone, alone_store = run_replica(tmp_path, batches, target, name="alone", load_processes=2)
-    try:
-        assert alone.ready.is_set() and alone.consumer.seeks == [0]
-        assert _store_state(alone_store, batches) == _store_state(one_store, batches)
-    finally:
-        one_store.close()
-        alone_store.close()
