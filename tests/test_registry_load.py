@@ -273,3 +273,28 @@ def test_a_loading_process_exits_when_the_worker_dies_without_stopping_it(tmp_pa
         if worker.poll() is None:
             worker.kill()
 
+
+def test_when_no_loading_process_can_start_the_worker_loads_alone(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    class NoProcesses:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args, **kwargs):
+            raise OSError("fork: Resource temporarily unavailable")
+
+        def shutdown(self, *args, **kwargs):
+            pass
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoProcesses)
+    batches = _load_batches()
+    target = {0: sum(len(recs) for b in batches for recs in b.values())}
+    one, one_store = run_replica(tmp_path, batches, target, name="one")
+    alone, alone_store = run_replica(tmp_path, batches, target, name="alone", load_processes=2)
+    try:
+        assert alone.ready.is_set() and alone.consumer.seeks == [0]
+        assert _store_state(alone_store, batches) == _store_state(one_store, batches)
+    finally:
+        one_store.close()
+        alone_store.close()
