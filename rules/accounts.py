@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 import orjson
 
+from . import json_bytes
 from .calendar import month_of
 from .dates import format_period, parse_period
 from .iin import is_valid_iin
@@ -393,7 +394,7 @@ class Account:
     def to_json(self) -> bytes:
         state = {"v": STATE_VERSION, "iin": self.iin, "person": self.person}
         state.update({s: getattr(self, s) for s in SECTIONS})
-        return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+        return json_bytes.dumps(state, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Account":

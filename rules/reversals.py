@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 import orjson
 
+from . import json_bytes
 from . import codes
 from .dates import parse_period
 from .entries import business_instant
@@ -209,7 +210,7 @@ class PostedIndex:
         }
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_obj())
+        return json_bytes.dumps(self.to_obj())
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> PostedIndex:

@@ -36,6 +36,7 @@ from aiokafka.partitioner import murmur2
 from monitoring import metrics
 from rules.accounts import APPLIED, CONFLICT, DUPLICATE, SECTIONS, Account, AccountRecordError, refund_lines_by_iin
 from rules.iin import mask_iin
+from rules import json_bytes
 from tables.accounts import AccountStore, encode, encode_position, item_key, position_key, resolve
 
 from .ledger_feed import LedgerFeed
@@ -270,7 +271,7 @@ async def rekey_refunds(sink: Sink, batch: list[InputRecord], lines_topic: str, 
         if lines is None:
             metrics.account_records.labels("refunds", "rejected").inc()
             continue
-        out += [OutputRecord(lines_topic, iin.encode(), orjson.dumps(line)) for iin, line in lines]
+        out += [OutputRecord(lines_topic, iin.encode(), json_bytes.dumps(line)) for iin, line in lines]
     if out:
         await send_all(sink, out, "account-refund-lines", backoff_s)
     return len(out)

@@ -54,6 +54,7 @@ from pydantic import BaseModel, ValidationError
 from monitoring import metrics
 from rules import entries as stamps
 from rules.errors import classify, unprocessable
+from rules import json_bytes
 from tables.keyed import KeyedStore
 
 from .finished_offsets import FinishedOffsets
@@ -122,7 +123,7 @@ class Output:
         return Output(self.topic, self.key, {**self.value, self.stamp: at}, self.stamp)
 
     def record(self) -> OutputRecord:
-        return OutputRecord(self.topic, self.key.encode(), orjson.dumps(self.value))
+        return OutputRecord(self.topic, self.key.encode(), json_bytes.dumps(self.value))
 
 
 @dataclass(slots=True)
@@ -225,10 +226,10 @@ class Changelog(Protocol):
 
 def encode_entry(entry: Entry, body: Any, facts: dict[str, int] | None = None) -> bytes:
     due_ms = None if entry.due is None else int(entry.due * 1000)
-    header = orjson.dumps([ENTRY_VERSION, entry.partition, due_ms, entry.pending, facts or {}])
+    header = json_bytes.dumps([ENTRY_VERSION, entry.partition, due_ms, entry.pending, facts or {}])
     payload = {"s": body, "src": entry.src,
                "out": {rid: [o.to_json() for o in outs] for rid, outs in entry.outbox.items()}}
-    return header + b"\n" + orjson.dumps(payload)
+    return header + b"\n" + json_bytes.dumps(payload)
 
 
 def decode_header(raw: bytes) -> tuple[int, int | None, bool, dict[str, int]]:

@@ -11,6 +11,7 @@ import orjson
 
 from rules.codes import SCHEMA_VERSION
 from rules.entries import stamp
+from rules import json_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ def dead_letter(source: InputRecord, error_kind: str, error: str, at: datetime, 
         "error_kind": error_kind,
         "received_at": stamp(at),
     }
-    return OutputRecord(topic, source.key, orjson.dumps(value))
+    return OutputRecord(topic, source.key, json_bytes.dumps(value))
 
 
 def without_value(letter: OutputRecord, cause: BaseException) -> OutputRecord:
@@ -63,4 +64,4 @@ def without_value(letter: OutputRecord, cause: BaseException) -> OutputRecord:
     value = orjson.loads(letter.value)
     value["value"] = None
     value["error"] += f" (value omitted from this dead letter: {type(cause).__name__}: {cause})"
-    return OutputRecord(letter.topic, letter.key, orjson.dumps(value))
+    return OutputRecord(letter.topic, letter.key, json_bytes.dumps(value))

@@ -23,6 +23,7 @@ from rules import entries
 from rules.codes import SCHEMA_VERSION
 from rules.errors import unprocessable
 from rules.person_changes import diff_person, person_fields
+from rules import json_bytes
 from tables.changelog import ChangelogReader
 from tables.history import HistoryStore, encode_history
 from tables.registry import Rejection, parse_record
@@ -195,7 +196,7 @@ class RegistryChangePublisher:
                 version, is_new = self._next_version(change, histories[change.iin])
                 if version is None:
                     continue
-                change.event = orjson.dumps(change_event(change.iin, version, stamp))
+                change.event = json_bytes.dumps(change_event(change.iin, version, stamp))
                 change.kind = version["kind"]
             except Exception as exc:  # noqa: BLE001 - one record must not stop the others
                 dead.append(self._unprocessable(change.source, "recording the person's change", exc, now))

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from models.report import MonthlyReport
 from monitoring import metrics
 from rules.calendar import BusinessCalendar
+from rules import json_bytes
 
 from .report_assembly import Assembly
 from .report_clock import ClockUnreadable
@@ -189,7 +190,7 @@ class ReportAssembler:
                 continue
             MonthlyReport.model_validate(report)  # the contract's model: never publish what it rejects
             async with self.producer.transaction():
-                await (await self.producer.send(self.settings.topics.reports_monthly, value=orjson.dumps(report),
+                await (await self.producer.send(self.settings.topics.reports_monthly, value=json_bytes.dumps(report),
                                                 key=month.encode(), partition=0))
             a.published(report)
             metrics.report_versions.labels(report["version"]).inc()

@@ -33,6 +33,7 @@ from rules.calendar import BusinessCalendar
 from rules.entries import stamp
 from rules.report import SOURCES, IdSet, MonthPartial
 from rules.report.aggregate import seen_key
+from rules import json_bytes
 from rules.report.month_end import (
     TIMELINE_SOURCES, MonthEnd, Timeline, changed_timeline, recipient_of, transfer_change,
 )
@@ -206,7 +207,7 @@ class StreamPartition:
 
     def _month_record(self, month: str) -> bytes:
         mp = self.months[month]
-        return orjson.dumps({"counters": {k: v for k, v in sorted(mp.counters.items()) if v},
+        return json_bytes.dumps({"counters": {k: v for k, v in sorted(mp.counters.items()) if v},
                              "sets": {"participants": len(mp.participants), "payers": len(mp.payers)}})
 
     # ---- records ----------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ class StreamPartition:
         self.last_forwarded = (month, payer)
         sent = self.forwarded.setdefault(month, IdSet())
         if sent.add(payer):
-            out.forwards.append((payer.encode("utf-8"), orjson.dumps(
+            out.forwards.append((payer.encode("utf-8"), json_bytes.dumps(
                 {"payer_bin_iin": payer, "received_at": entry["received_at"]})))
 
     def advance(self, topic: str, next_offset: int) -> None:
@@ -318,17 +319,17 @@ class StreamPartition:
         if self.pending.entries:
             n = len(self.base)
             out.append((f"{self.base}{ADDED}{uuid.uuid4().hex}",
-                        orjson.dumps([k[n:] for k in self.pending.entries])))
+                        json_bytes.dumps([k[n:] for k in self.pending.entries])))
         if self.timelines_changed:
             # Packed like the ids: a recipient's timeline costs no Kafka send of its own.
-            out.append((f"{self.base}{VALUES}{uuid.uuid4().hex}", orjson.dumps(
+            out.append((f"{self.base}{VALUES}{uuid.uuid4().hex}", json_bytes.dumps(
                 {k: self.timelines[k].to_json() for k in sorted(self.timelines_changed)})))
         if self.month_end_changed:
-            out.append((self.base + "e", orjson.dumps(self.month_end.to_json())))
+            out.append((self.base + "e", json_bytes.dumps(self.month_end.to_json())))
             self.month_end_unpublished = True
         out += [(self.base + "m/" + m, self._month_record(m)) for m in sorted(self.changed)]
         if self.dirty:
-            out.append((self.base + "c", orjson.dumps(self.covers)))
+            out.append((self.base + "c", json_bytes.dumps(self.covers)))
             self.progress_unpublished = True
         self.unpublished |= self.changed
         self.changed = set()
@@ -372,14 +373,14 @@ class StreamPartition:
         covers = self._covers_doc()
         for month in sorted(self.unpublished):
             mp = self.month(month)
-            out.append((f"{month}/{self.stream}/{self.partition}".encode(), orjson.dumps({
+            out.append((f"{month}/{self.stream}/{self.partition}".encode(), json_bytes.dumps({
                 "schema_version": SCHEMA_VERSION, "month": month, "stream": self.stream,
                 "partition": self.partition, "figures": mp.figures(), "covers": covers, "updated_at": at})))
         if self.month_end_unpublished:
-            out.append((f"{self.stream}/{self.partition}/month-end".encode(), orjson.dumps({
+            out.append((f"{self.stream}/{self.partition}/month-end".encode(), json_bytes.dumps({
                 "schema_version": SCHEMA_VERSION, "month": None, "stream": self.stream, "partition": self.partition,
                 "figures": {}, "month_end": self.month_end.to_json(), "covers": covers, "updated_at": at})))
-        out.append((f"{self.stream}/{self.partition}".encode(), orjson.dumps({
+        out.append((f"{self.stream}/{self.partition}".encode(), json_bytes.dumps({
             "schema_version": SCHEMA_VERSION, "month": None, "stream": self.stream, "partition": self.partition,
             "figures": {}, "covers": covers, "updated_at": at})))
         return out

@@ -13,12 +13,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
 from aiokafka import errors as kafka_errors
 
 from monitoring import metrics
 from rules import entries
 from rules.posting import OrderDecision, OrderSummary
+from rules import json_bytes
 from tables.decisions import DecisionRecord, DecisionStore
 
 from .observe import Decided
@@ -44,14 +44,14 @@ def render_outputs(order, decision: OrderDecision, summary: OrderSummary, at: st
                    lines=None) -> list[OutputRecord]:
     """A decision's output records (rules/entries.py), encoded, on their topics and keys."""
     rendered = entries.render(order, decision, summary, at, lines)
-    out = [OutputRecord(topics.posted_contributions, key.encode(), orjson.dumps(entry))
+    out = [OutputRecord(topics.posted_contributions, key.encode(), json_bytes.dumps(entry))
            for key, entry in rendered.posted]
-    out += [OutputRecord(topics.deceased_alerts, key.encode(), orjson.dumps(alert)) for key, alert in rendered.alerts]
+    out += [OutputRecord(topics.deceased_alerts, key.encode(), json_bytes.dumps(alert)) for key, alert in rendered.alerts]
     nid = order.notification_id.encode()
     if rendered.refund is not None:
-        out.append(OutputRecord(topics.refunds, nid, orjson.dumps(rendered.refund)))
+        out.append(OutputRecord(topics.refunds, nid, json_bytes.dumps(rendered.refund)))
     if rendered.result is not None:
-        out.append(OutputRecord(topics.order_results, nid, orjson.dumps(rendered.result)))
+        out.append(OutputRecord(topics.order_results, nid, json_bytes.dumps(rendered.result)))
     return out
 
 

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitoring import metrics
 from rules.iin import is_valid_iin
+from rules import json_bytes
 
 from .accounts import LocalAccounts, Unreachable, iin_partition
 from .statement_api import StatementApi, _route
@@ -148,7 +149,7 @@ def audit_sink(app, topic: str):
     """Sends an audit record and waits for the broker's acknowledgement (acks=-1, the app's producer):
     an access that cannot be recorded is not granted."""
     async def send(key: str, record: dict) -> None:
-        ack = await app.producer.send(topic, key.encode(), orjson.dumps(record), None, None, None)
+        ack = await app.producer.send(topic, key.encode(), json_bytes.dumps(record), None, None, None)
         await ack
     return send
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from rules.accounts import SECTIONS, Account
+from rules import json_bytes
 
 from .keyed import KeyedStore
 
@@ -45,7 +46,7 @@ def item_key(iin: str, section: str, item_id: str) -> str:
 
 
 def encode(value: dict) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return json_bytes.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _rank(value: dict) -> list:

@@ -20,6 +20,7 @@ import orjson
 
 from rules.holds import HeldOrder
 from rules.posting import LineDecision, OrderDecision, Person
+from rules import json_bytes
 
 from .rocks import new_batch, open_store, put_offset, read_offsets, scan_prefix
 
@@ -63,7 +64,7 @@ class DecisionRecord:
             obj["t"] = self.received
         if self.emit_pending:
             obj["e"] = True
-        return orjson.dumps(obj)
+        return json_bytes.dumps(obj)
 
     @classmethod
     def decode(cls, notification_id: str, raw: bytes) -> "DecisionRecord":
@@ -158,7 +159,7 @@ class DecisionStore:
 
     def _index(self, batch, record: DecisionRecord) -> None:
         nid = record.notification_id.encode()
-        batch.put(OPEN_PREFIX + nid, orjson.dumps(
+        batch.put(OPEN_PREFIX + nid, json_bytes.dumps(
             [record.partition, record.cutoff, record.received, len(record.decision.held), record.emit_pending]))
         for iin in self._held_iins(record):
             batch.put(HELD_IIN_PREFIX + iin.encode() + b"/" + nid, b"")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 
+from rules import json_bytes
+
 from .budget import StoreBudget
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
@@ -18,7 +20,7 @@ def decode_history(raw: bytes | None) -> list[dict]:
 
 
 def encode_history(iin: str, versions: list[dict]) -> bytes:
-    return orjson.dumps({"schema_version": 1, "iin": iin, "versions": versions})
+    return json_bytes.dumps({"schema_version": 1, "iin": iin, "versions": versions})
 
 
 class HistoryStore:

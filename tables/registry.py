@@ -27,6 +27,7 @@ from monitoring import metrics
 from rules.codes import SCHEMA, UNPROCESSABLE
 from rules.errors import classify, unprocessable
 from rules.posting import Person
+from rules import json_bytes
 
 from .metadata import topic_partitions
 from .budget import StoreBudget
@@ -46,7 +47,7 @@ def encode_person(p: RegistryPerson) -> bytes:
     # orjson writes dates as YYYY-MM-DD itself: the same bytes as isoformat(), at a quarter of the cost.
     doc = p.document
     addr = p.address
-    return orjson.dumps(
+    return json_bytes.dumps(
         [p.surname, p.name, p.patronymic, p.birth_date, p.death_date, p.sex, p.citizenship, p.updated_at,
          None if doc is None else [doc.kind, doc.series, doc.number, doc.issued_on, doc.issuer],
          None if addr is None else [addr.text, addr.postal_index]]

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import orjson
 
+from rules import json_bytes
+
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
 STATE_PREFIX = b"r/"
@@ -85,7 +87,7 @@ class ReportStore:
             if rest.startswith(VALUES) and value is not None:
                 base = f"{p}/{stream}/"
                 for suffix, item in orjson.loads(value).items():
-                    batch.put(STATE_PREFIX + (base + suffix).encode(), orjson.dumps(item))
+                    batch.put(STATE_PREFIX + (base + suffix).encode(), json_bytes.dumps(item))
                 continue
             if value is None:
                 batch.delete(STATE_PREFIX + key.encode())

@@ -48,3 +48,20 @@ def test_worker_image_copies_the_engine_and_not_the_tools():
     assert "tools" not in copied and "." not in copied
     last_stage = dockerfile.rsplit("\nFROM ", 1)[1]
     assert last_stage.startswith("python:") and "AS runtime" in last_stage.splitlines()[0]
+
+
+def orjson_dumps_calls(path: Path) -> int:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return sum(1 for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr == "dumps"
+               and isinstance(node.value, ast.Name) and node.value.id == "orjson")
+
+
+def test_the_engine_encodes_json_through_rules_json_bytes():
+    """orjson's own bytes hold a 4 KiB buffer whatever their length (rules/json_bytes.py): a value
+    the worker keeps must be the right-sized copy."""
+    files = [p for package in ENGINE for p in (ROOT / package).rglob("*.py")]
+    offenders = [str(p.relative_to(ROOT)) for p in files
+                 if p != ROOT / "rules" / "json_bytes.py" and orjson_dumps_calls(p)]
+    assert offenders == []
+    assert orjson_dumps_calls(ROOT / "rules" / "json_bytes.py") == 1
