@@ -37,6 +37,7 @@ from .rebalance_seek import install_rebalance_seek
 from .recipients_agent import install_recipients
 from .records import InputRecord, OutputRecord
 from .registry_changes import RegistryChangePublisher
+from .report_process import budget_shares
 from .settings import Settings
 from .topics import OUTPUT_RECORD_MAX_BYTES
 from .yielding import PostingActivity
@@ -83,7 +84,9 @@ class Runtime:
         self.registry_listeners: list[Callable[[set[str]], None]] = []
         sink = FaustSink(app)
         # One cache and one write-buffer budget for every store of this worker (tables/budget.py).
-        use_budget(StoreBudget(s.store_cache_mb, s.store_write_buffer_mb))
+        # With the report streams in their own process, a quarter of it is theirs (streams/report_process.py).
+        use_budget(StoreBudget(*budget_shares(s)[0]) if s.reports and s.report_process
+                   else StoreBudget(s.store_cache_mb, s.store_write_buffer_mb))
         registry = RegistryStore(s.worker_dir / "registry")
         decisions = DecisionStore(s.worker_dir / "decisions")
         self.observer = Observer(calendar)
@@ -221,10 +224,12 @@ def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar,
         return []
     from .report_assembler import ReportAssembler
     from .report_clock import ReportClock
+    from .report_process import ReportProcess
     from .report_streams import ReportStreams
 
-    return [ReportStreams(settings, bootstrap, calendar, pace=pace),
-            ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
+    streams = (ReportProcess(settings, bootstrap, pace=pace) if settings.report_process
+               else ReportStreams(settings, bootstrap, calendar, pace=pace))
+    return [streams, ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
 
 
 def build_app(settings: Settings, bootstrap: str, calendar: BusinessCalendar | None = None,

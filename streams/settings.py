@@ -46,6 +46,8 @@ DEFAULT_TOPICS = {
     "report_changelog": "esep.report-changelog",
 }
 PENDING_MODES = holds.MODES
+# ESEP_REPORTS: on (the report streams in a process of their own), inline (in the worker's event loop), off.
+REPORT_MODES = ("on", "inline", "off")
 
 
 class SettingsError(ValueError):
@@ -180,6 +182,7 @@ class Settings:
     account_sources: tuple[str, ...] = ACCOUNT_SOURCES
     # The monthly report: its streams and assembler run in every worker unless off (bench: the cost).
     reports: bool = True
+    report_process: bool = True  # the report streams in a process of their own (streams/report_process.py)
     report_final_business_days: int = 5
     report_partial_interval_s: float = 2.0
     # Tests and drills only: a file holding the instant the report schedule takes as now.
@@ -216,7 +219,8 @@ class Settings:
             calendar_file=_existing_file("ESEP_CALENDAR_FILE", e),
             web_url=_env("ESEP_WEB_URL", "", e).rstrip("/"),
             account_sources=_sources("ESEP_ACCOUNT_SOURCES", e),
-            reports=_choice("ESEP_REPORTS", "on", ("on", "off"), e) == "on",
+            reports=_choice("ESEP_REPORTS", "on", REPORT_MODES, e) != "off",
+            report_process=_choice("ESEP_REPORTS", "on", REPORT_MODES, e) == "on",
             report_final_business_days=_int("ESEP_REPORT_FINAL_BUSINESS_DAYS", 5, 0, e),
             report_partial_interval_s=_float("ESEP_REPORT_PARTIAL_INTERVAL_S", 2.0, 0.05, e),
             report_clock_file=_path("ESEP_REPORT_CLOCK_FILE", e),

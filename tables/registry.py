@@ -11,8 +11,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from rules import json_bytes
 
 from .metadata import topic_partitions
 from .budget import StoreBudget
+from .children import die_with_parent
 from .rocks import new_batch, open_store, put_offset, read_offsets
 
 log = logging.getLogger("esep.registry")
@@ -173,27 +172,6 @@ def judge_fetch(items: FetchItems) -> list[JudgedPartition]:
     return out
 
 
-def _loading_process_start(parent: int) -> None:
-    """A loading process stops with the worker: when its pool is shut down, and when the worker
-    dies without shutting it down (SIGKILL), not on the terminal's Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # Linux: the kernel sends SIGKILL when the worker dies
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the worker died before that was in place
-        os._exit(0)
-
-    def watch() -> None:  # elsewhere (or if prctl failed): an orphan notices its new parent
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 @dataclass
 class ReplicaStats:
     records: int = 0
@@ -306,7 +284,7 @@ class RegistryReplica:
         loop = asyncio.get_running_loop()
         log.info("registry replica: %d records to load, judged by %d processes", behind, self.load_processes)
         pool = ProcessPoolExecutor(self.load_processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_loading_process_start, initargs=(os.getpid(),))
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
         inflight: collections.deque[asyncio.Future] = collections.deque()
         try:
             while not self.ready.is_set() or inflight:

@@ -253,10 +253,10 @@ def test_a_loading_process_exits_when_the_worker_dies_without_stopping_it(tmp_pa
     script = tmp_path / "mid_load.py"
     script.write_text(
         "import os, sys, concurrent.futures, multiprocessing\n"
-        "from tables.registry import _loading_process_start\n"
+        "from tables.children import die_with_parent\n"
         "if __name__ == '__main__':\n"
         "    pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'),\n"
-        "                                                  initializer=_loading_process_start, initargs=(os.getpid(),))\n"
+        "                                                  initializer=die_with_parent, initargs=(os.getpid(),))\n"
         "    pids = [pool.submit(os.getpid).result() for _ in range(8)]\n"
         "    print(' '.join(str(p) for p in sorted(set(pids))), flush=True)\n"
         "    sys.stdin.read()\n")
