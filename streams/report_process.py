@@ -33,6 +33,7 @@ RELAY_METHODS = ("inc", "observe", "set")
 RELAY_EVERY_S = 0.25
 RESTART_BACKOFF_S = 2.0
 STOP_GRACE_S = 5.0
+REPORT_NICE = 10  # added to the worker's niceness (0-19)
 
 
 def budget_shares(settings: Settings) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -93,6 +94,10 @@ def report_process_main(settings: Settings, bootstrap: str, conn, parent: int, c
     from .report_streams import ReportStreams
 
     die_with_parent(parent)
+    # Background work: the scheduler gives posting (and the broker) a core first, the report what is
+    # left. Without it, on 2 cores the report's counting took CPU from posting during a burst
+    # (esep bench: 8,084 lines/s against 12,757 with the report streams paced inside the worker).
+    os.nice(REPORT_NICE)
     heap.limit_arenas(settings.malloc_arenas)
     logs.configure(settings.log_level)
     use_budget(StoreBudget(cache_mb, write_buffer_mb))

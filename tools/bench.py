@@ -48,7 +48,7 @@ import orjson
 
 from streams.settings import Settings
 
-from .process import ChildError
+from .process import ChildError, descendants
 from .reading import TopicReader
 from .runner import WorkerProcess, free_port, metric_value, percentile
 from .scope import RunScope
@@ -87,15 +87,26 @@ def _env_int(name: str) -> int | None:
     return value
 
 
-def _process_cpu(pid: int, tick: int | None = None) -> float | None:
-    """user+system CPU seconds of one process (Linux /proc), or None."""
+def _process_cpu(pid: int, tick: int | None = None, reaped: bool = False) -> float | None:
+    """user+system CPU seconds of one process (Linux /proc), or None; with `reaped`, also those of
+    its children that exited and were waited for."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
         fields = stat[stat.rfind(b")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / (tick or os.sysconf("SC_CLK_TCK"))
+        ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+        return ticks / (tick or os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _tree_cpu(pid: int) -> float | None:
+    """CPU seconds of a worker and of every process it started (the report process, the registry's
+    loaders), live or exited: the worker's whole cost."""
+    own = _process_cpu(pid, reaped=True)
+    if own is None:
+        return None
+    return own + sum(_process_cpu(child, reaped=True) or 0.0 for child in descendants(pid))
 
 
 def _cpu_seconds_by_pid() -> dict[int, float]:
@@ -161,7 +172,7 @@ class Resources:
         pids = {os.getpid(), *([self.broker_pid] if self.broker_pid else [])}
         for scope in self.scopes:
             pids |= scope.pids()
-        return pids
+        return pids | {child for pid in pids for child in descendants(pid)}
 
     def scope(self, run_id: str, workdir: Path, settings: Settings) -> RunScope:
         """The topics, groups and processes of one repetition, deleted and stopped by `close()`."""
@@ -410,13 +421,13 @@ async def wait_settled(worker: WorkerProcess, timeout: float = 300.0, idle_cores
     registry, which starts only once its consumer group has joined) is done before the orders
     arrive. Returns (seconds waited, worker CPU seconds spent meanwhile)."""
     started = time.monotonic()
-    first = _process_cpu(worker.pid)
+    first = _tree_cpu(worker.pid)
     idle = 0
     while time.monotonic() - started < timeout:
         worker.check_alive()
-        before = _process_cpu(worker.pid)
+        before = _tree_cpu(worker.pid)
         await asyncio.sleep(window)
-        after = _process_cpu(worker.pid)
+        after = _tree_cpu(worker.pid)
         if before is None or after is None:
             return time.monotonic() - started, 0.0
         idle = idle + 1 if (after - before) / window < idle_cores else 0
@@ -544,7 +555,7 @@ async def phase_esep(res: Resources, scope: RunScope, opts: Options, registry: l
 
 
 def _cpu_of(pid: int | None) -> float | None:
-    return _process_cpu(pid) if pid else None
+    return _tree_cpu(pid) if pid else None
 
 
 def _cpu_since(pid: int | None, start: float | None) -> float | None:

@@ -185,3 +185,25 @@ def terminate(pid: int, timeout: float) -> None:
             return
         if wait_gone(pid, wait):
             return
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below `pid` (children, their children...), from /proc; empty elsewhere.
+    A worker's own processes (the report streams, the registry's loaders) are part of its cost."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    kids = [int(p) for p in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += kids
+            todo += kids
+    return found
