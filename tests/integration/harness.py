@@ -190,3 +190,16 @@ def check_invariants(outputs: Outputs, expect: dict[str, dict]) -> dict[str, dic
         assert total == exp["total_tiyn"], f"{nid}: amounts not conserved"
         observed[nid] = lines
     return observed
+
+
+def until(predicate, timeout: float, what: str, workers=()):
+    """`predicate()` once it is truthy, polled every 0.3 s; past `timeout`, an AssertionError with
+    the workers' log tails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    tails = "\n".join(w.log_tail(20) for w in workers)
+    raise AssertionError(f"timed out: {what}\n{tails}")

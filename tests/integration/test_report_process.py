@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from tools.process import http_ok, wait_gone
 from tools.synthetic import Scenario, make_orders, make_registry
 
-from .harness import Outputs, Stack
+from .harness import Outputs, Stack, until
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +37,6 @@ def report_processes(worker_pid: int) -> list[int]:
     return found
 
 
-def wait_for(predicate, what: str, worker, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{worker.log_tail(60)}")
-
-
 def counted(worker) -> float:
     return worker.metric('esep_report_records_total{outcome="counted",source="contributions"}')
 
@@ -60,7 +49,7 @@ def test_the_report_process_relays_its_metrics_restarts_after_a_kill_and_dies_wi
         stack.send_registry(registry)
         worker = stack.worker("w1").start()
         worker.wait_ready()
-        (first,) = wait_for(lambda: report_processes(worker.pid), "the report process", worker)
+        (first,) = until(lambda: report_processes(worker.pid), 60, "the report process", [worker])
 
         def post(prefix: str) -> None:
             records = make_orders(registry, 20, (1, 5), seed=len(prefix), scenario=Scenario(), id_prefix=prefix)
@@ -72,18 +61,18 @@ def test_the_report_process_relays_its_metrics_restarts_after_a_kill_and_dies_wi
 
         post("RP1")
         # Counted in the report process, seen on the worker's /metrics.
-        before = wait_for(lambda: counted(worker), "contributions counted on the worker's /metrics", worker)
+        before = until(lambda: counted(worker), 60, "contributions counted on the worker's /metrics", [worker])
         assert worker.metric('esep_recovery_seconds_count{store="report"}') >= 1
 
         os.kill(first, signal.SIGKILL)
         assert wait_gone(first, 10)
-        second = wait_for(lambda: [p for p in report_processes(worker.pid) if p != first],
-                          "the report process started again", worker)[0]
+        second = until(lambda: [p for p in report_processes(worker.pid) if p != first], 60,
+                       "the report process started again", [worker])[0]
         assert http_ok(f"http://127.0.0.1:{worker.port}/ready"), "a report process's death never unreadies posting"
         assert "exited with code -9; starting it again" in worker.log_tail(200)
 
         post("RP2")  # counted by the new process, from the store and the committed offsets
-        wait_for(lambda: counted(worker) > before, "the new process counting", worker)
+        until(lambda: counted(worker) > before, 60, "the new process counting", [worker])
         assert worker.metric('esep_recovery_seconds_count{store="report"}') >= 2
 
         worker.kill()  # SIGKILL: no shutdown, the process must not outlive it

@@ -26,7 +26,7 @@ from tools.reading import TopicReader
 from tools.synthetic import Scenario, make_orders, make_registry
 
 from ..account_samples import OVERPAYMENTS, SOCIAL
-from .harness import ROOT, Outputs, Stack
+from .harness import ROOT, Outputs, Stack, until
 
 pytestmark = pytest.mark.integration
 
@@ -82,17 +82,6 @@ def get(worker, path, token=None, accept=None, method="GET", headers=None, timeo
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
-
-
-def until(predicate, timeout, what, workers=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    tails = "\n".join(w.log_tail(20) for w in workers)
-    raise AssertionError(f"timed out: {what}\n{tails}")
 
 
 def owners(dep, token, iins_by_partition) -> dict[int, str]:
