@@ -163,6 +163,9 @@ report_records = Counter("esep_report_records_total",
 report_batch_seconds = Histogram("esep_report_batch_seconds",
                                  "Report stream batches: counting, the transaction and the store write",
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+report_process_restarts = Counter("esep_report_process_restarts_total",
+                                  "Times the report streams' process exited and was started again (ESEP_REPORTS=on)",
+                                  registry=REGISTRY)
 report_partials_published = Counter("esep_report_partials_published_total",
                                     "Partials (and partition progress records) written to reports.partials",
                                     registry=REGISTRY)

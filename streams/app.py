@@ -102,7 +102,8 @@ class Runtime:
         self.posting = PostingActivity(backlog=lambda: sum(self.notification_lag().values()))
         self.changes = RegistryChangePublisher(s, bootstrap, HistoryStore(s.worker_dir / "history"), sink, utc_now,
                                                posting=self.posting)
-        self.reports = report_parts(s, bootstrap, calendar, pace=self.posting.turn)
+        self.reports = report_parts(s, bootstrap, calendar, pace=self.posting.turn,
+                                    stopping=lambda: lifecycle.stopping)
 
     async def run(self) -> None:
         """Start-up, in this order, then watch the parts that run on:
@@ -217,7 +218,8 @@ class Runtime:
 
 
 def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar,
-                 pace: Callable[[], Awaitable[None]] | None = None) -> list:
+                 pace: Callable[[], Awaitable[None]] | None = None,
+                 stopping: Callable[[], bool] = lambda: False) -> list:
     """The monthly report's streams and assembler (issue 12), unless ESEP_REPORTS=off; the streams
     give way to posting's batches through `pace`."""
     if not settings.reports:
@@ -227,7 +229,7 @@ def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar,
     from .report_process import ReportProcess
     from .report_streams import ReportStreams
 
-    streams = (ReportProcess(settings, bootstrap, pace=pace) if settings.report_process
+    streams = (ReportProcess(settings, bootstrap, pace=pace, stopping=stopping) if settings.report_process
                else ReportStreams(settings, bootstrap, calendar, pace=pace))
     return [streams, ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
 

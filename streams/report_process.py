@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 from monitoring import metrics
@@ -32,6 +33,7 @@ RELAYED = ("recovery_seconds", "report_records", "report_batch_seconds", "report
 RELAY_METHODS = ("inc", "observe", "set")
 RELAY_EVERY_S = 0.25
 RESTART_BACKOFF_S = 2.0
+MAX_RESTART_BACKOFF_S = 60.0
 STOP_GRACE_S = 5.0
 REPORT_NICE = 10  # added to the worker's niceness (0-19)
 
@@ -106,7 +108,14 @@ def report_process_main(settings: Settings, bootstrap: str, conn, parent: int, c
 
     async def main() -> None:
         task = asyncio.current_task()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:  # once: a second SIGTERM must not cancel the clean stop the first began
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, stop)
         streams = ReportStreams(settings, bootstrap, load_calendar(settings.calendar_file))
         try:
             await streams.run()
@@ -123,9 +132,12 @@ class ReportProcess:
     """The worker's side: starts the report process, relays its metrics, starts it again when it
     exits, and stops it when the worker stops."""
 
-    def __init__(self, settings: Settings, bootstrap: str, pace: Callable[[], Awaitable[None]] | None = None):
+    def __init__(self, settings: Settings, bootstrap: str, pace: Callable[[], Awaitable[None]] | None = None,
+                 stopping: Callable[[], bool] = lambda: False):
         self.settings = settings
         self.bootstrap = bootstrap
+        # True once the worker stops: the process exiting then (a SIGTERM to the process group) is no crash.
+        self.stopping = stopping
         self.pace = pace  # for the report streams in the worker, when no process can be started
         self.process: multiprocessing.process.BaseProcess | None = None
         self.starts = 0
@@ -133,6 +145,7 @@ class ReportProcess:
     async def run(self) -> None:
         _, (cache_mb, write_buffer_mb) = budget_shares(self.settings)
         ctx = multiprocessing.get_context("spawn")
+        backoff = RESTART_BACKOFF_S / 2
         while True:
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=report_process_main, name="esep-report",
@@ -145,6 +158,7 @@ class ReportProcess:
                 await self._run_inline(exc)
                 return
             sender.close()  # the child holds the only writer: its exit ends the pipe
+            started = time.monotonic()
             self.process = proc
             self.starts += 1
             log.info("report streams: running in process %d", proc.pid)
@@ -153,11 +167,22 @@ class ReportProcess:
             finally:
                 receiver.close()
                 if proc.exitcode is None:
-                    proc.terminate()  # at once: the wait below may not finish if the worker is going down
+                    # One SIGTERM, at once (the wait below may not finish if the worker is going down):
+                    # a second one would cancel the child's clean stop of its producer.
+                    proc.terminate()
                     await asyncio.to_thread(self._stop, proc)
-            log.error("report streams: their process %d exited with code %s; starting it again in %.0f s",
-                      proc.pid, proc.exitcode, RESTART_BACKOFF_S)
-            await asyncio.sleep(RESTART_BACKOFF_S)
+            pid, code = proc.pid, proc.exitcode
+            proc.close()
+            if self.stopping():
+                log.info("report streams: their process %d stopped with the worker (code %s)", pid, code)
+                return
+            # A process that fails at every start waits longer each time, up to a minute, and says so.
+            uptime = time.monotonic() - started
+            backoff = RESTART_BACKOFF_S if uptime >= MAX_RESTART_BACKOFF_S else min(MAX_RESTART_BACKOFF_S, backoff * 2)
+            metrics.report_process_restarts.inc()
+            log.error("report streams: their process %d exited with code %s after %.0f s; starting it again in %.0f s",
+                      pid, code, uptime, backoff)
+            await asyncio.sleep(backoff)
 
     async def _relay_until_exit(self, proc, receiver) -> None:
         while True:
@@ -181,7 +206,6 @@ class ReportProcess:
 
     @staticmethod
     def _stop(proc) -> None:
-        proc.terminate()
         proc.join(STOP_GRACE_S)
         if proc.exitcode is None:
             proc.kill()

@@ -53,8 +53,10 @@ def test_worker_image_copies_the_engine_and_not_the_tools():
 def orjson_dumps_calls(path: Path) -> int:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     return sum(1 for node in ast.walk(tree)
-               if isinstance(node, ast.Attribute) and node.attr == "dumps"
-               and isinstance(node.value, ast.Name) and node.value.id == "orjson")
+               if (isinstance(node, ast.Attribute) and node.attr == "dumps"
+                   and isinstance(node.value, ast.Name) and node.value.id == "orjson")
+               or (isinstance(node, ast.ImportFrom) and node.module == "orjson"
+                   and any(alias.name == "dumps" for alias in node.names)))
 
 
 def test_the_engine_encodes_json_through_rules_json_bytes():

@@ -4,7 +4,9 @@ worker stays ready, and the process dies with the worker."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -17,24 +19,20 @@ from .harness import Outputs, Stack, until
 pytestmark = pytest.mark.integration
 
 
-def report_processes(worker_pid: int) -> list[int]:
-    """The worker's spawned children (the report process; the registry's loading processes have
-    exited by ready)."""
-    pids = []
-    for task in Path(f"/proc/{worker_pid}/task").glob("*"):
-        try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    found = []
-    for pid in pids:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline:
-            found.append(pid)
-    return found
+def report_processes(worker) -> list[int]:
+    """The report processes the worker says it started (its log), those still running."""
+    pids = [int(m) for m in re.findall(r"report streams: running in process (\d+)",
+                                        worker.log_path.read_text(errors="replace"))]
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def settled(read, what: str, worker, quiet_s: float = 1.5) -> float:
+    """A metric's value once it is above zero and has not moved for `quiet_s`."""
+    def still() -> float:
+        first = read()
+        time.sleep(quiet_s)
+        return first if first > 0 and read() == first else 0.0
+    return until(still, 60, what, [worker])
 
 
 def counted(worker) -> float:
@@ -49,7 +47,7 @@ def test_the_report_process_relays_its_metrics_restarts_after_a_kill_and_dies_wi
         stack.send_registry(registry)
         worker = stack.worker("w1").start()
         worker.wait_ready()
-        (first,) = until(lambda: report_processes(worker.pid), 60, "the report process", [worker])
+        (first,) = until(lambda: report_processes(worker), 60, "the report process", [worker])
 
         def post(prefix: str) -> None:
             records = make_orders(registry, 20, (1, 5), seed=len(prefix), scenario=Scenario(), id_prefix=prefix)
@@ -61,22 +59,38 @@ def test_the_report_process_relays_its_metrics_restarts_after_a_kill_and_dies_wi
 
         post("RP1")
         # Counted in the report process, seen on the worker's /metrics.
-        before = until(lambda: counted(worker), 60, "contributions counted on the worker's /metrics", [worker])
+        before = settled(lambda: counted(worker), "contributions counted on the worker's /metrics", worker)
         assert worker.metric('esep_recovery_seconds_count{store="report"}') >= 1
 
         os.kill(first, signal.SIGKILL)
         assert wait_gone(first, 10)
-        second = until(lambda: [p for p in report_processes(worker.pid) if p != first], 60,
+        second = until(lambda: [p for p in report_processes(worker) if p != first], 60,
                        "the report process started again", [worker])[0]
         assert http_ok(f"http://127.0.0.1:{worker.port}/ready"), "a report process's death never unreadies posting"
-        assert "exited with code -9; starting it again" in worker.log_tail(200)
+        assert "exited with code -9 after" in worker.log_tail(200)
+        assert worker.metric("esep_report_process_restarts_total") == 1
 
         post("RP2")  # counted by the new process, from the store and the committed offsets
         until(lambda: counted(worker) > before, 60, "the new process counting", [worker])
         assert worker.metric('esep_recovery_seconds_count{store="report"}') >= 2
 
-        worker.kill()  # SIGKILL: no shutdown, the process must not outlive it
-        assert wait_gone(second, 20), "the report process outlived a SIGKILLed worker"
+        # SIGTERM to the worker alone (not its process group): it stops its report process itself,
+        # cleanly, and does not start another.
+        os.kill(worker.pid, signal.SIGTERM)
+        assert worker.proc.wait(30) == 0, worker.log_tail(40)
+        assert wait_gone(second, 10), "the report process outlived its worker's stop"
+        log = worker.log_path.read_text(errors="replace")
+        assert "stopped with the worker" in log or "exited with code" not in log.split("-9 after")[-1], log[-3000:]
+        assert len(re.findall("running in process", log)) == 2, "no report process may start while stopping"
+
+        # SIGKILL to the worker alone: no shutdown at all, and the report process must not outlive it.
+        worker = stack.worker("w1").start()
+        worker.wait_ready()
+        (third,) = until(lambda: [p for p in report_processes(worker) if p not in (first, second)], 60,
+                         "the report process of the restarted worker", [worker])
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.proc.wait(10)
+        assert wait_gone(third, 20), "the report process outlived a SIGKILLed worker"
     finally:
         outputs.close()
         stack.close()
