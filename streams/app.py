@@ -229,7 +229,7 @@ def report_parts(settings: Settings, bootstrap: str, calendar: BusinessCalendar,
     from .report_process import ReportProcess
     from .report_streams import ReportStreams
 
-    streams = (ReportProcess(settings, bootstrap, pace=pace, stopping=stopping) if settings.report_process
+    streams = (ReportProcess(settings, bootstrap, calendar, pace=pace, stopping=stopping) if settings.report_process
                else ReportStreams(settings, bootstrap, calendar, pace=pace))
     return [streams, ReportAssembler(settings, bootstrap, calendar, ReportClock(settings.report_clock_file))]
 

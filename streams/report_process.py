@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from monitoring import metrics
+from rules.calendar import BusinessCalendar
 from tables.budget import MIN_WRITE_BUFFER_MB
 
 from .settings import Settings
@@ -132,15 +133,14 @@ class ReportProcess:
     """The worker's side: starts the report process, relays its metrics, starts it again when it
     exits, and stops it when the worker stops."""
 
-    def __init__(self, settings: Settings, bootstrap: str, pace: Callable[[], Awaitable[None]] | None = None,
-                 stopping: Callable[[], bool] = lambda: False):
+    def __init__(self, settings: Settings, bootstrap: str, calendar: BusinessCalendar,
+                 pace: Callable[[], Awaitable[None]] | None = None, stopping: Callable[[], bool] = lambda: False):
         self.settings = settings
         self.bootstrap = bootstrap
+        self.calendar = calendar  # for the report streams in the worker, when no process can be started
         # True once the worker stops: the process exiting then (a SIGTERM to the process group) is no crash.
         self.stopping = stopping
-        self.pace = pace  # for the report streams in the worker, when no process can be started
-        self.process: multiprocessing.process.BaseProcess | None = None
-        self.starts = 0
+        self.pace = pace  # likewise
 
     async def run(self) -> None:
         _, (cache_mb, write_buffer_mb) = budget_shares(self.settings)
@@ -159,8 +159,6 @@ class ReportProcess:
                 return
             sender.close()  # the child holds the only writer: its exit ends the pipe
             started = time.monotonic()
-            self.process = proc
-            self.starts += 1
             log.info("report streams: running in process %d", proc.pid)
             try:
                 await self._relay_until_exit(proc, receiver)
@@ -196,13 +194,10 @@ class ReportProcess:
             await asyncio.sleep(RELAY_EVERY_S)
 
     async def _run_inline(self, exc: OSError) -> None:
-        from rules.calendar import load_calendar
-
         from .report_streams import ReportStreams
 
         log.error("report streams: no process could be started (%s); they run in the worker", exc)
-        await ReportStreams(self.settings, self.bootstrap, load_calendar(self.settings.calendar_file),
-                            pace=self.pace).run()
+        await ReportStreams(self.settings, self.bootstrap, self.calendar, pace=self.pace).run()
 
     @staticmethod
     def _stop(proc) -> None:
